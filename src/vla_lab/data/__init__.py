@@ -1,0 +1,32 @@
+"""Datasets: one reader per source format, each serving samples in the contract of `features.py`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import open_dict
+from torch.utils.data import Dataset
+
+from vla_lab.utils.config import compose_config
+
+
+def load_datamodule(name: str, overrides: list[str] | None = None, **kwargs: Any):
+    """The `VLADataModule` of `conf/data/<name>.yaml`, composed as `train.py data=<name>` would be.
+
+    Keyword overrides go to `data.source.<key>` when the source has that key (e.g. `root=...`),
+    else to `data.<key>` (e.g. `batch_size=4`, `action_delta_indices=[0, 1, 2]`).
+    """
+    cfg = compose_config([f"data={name}", *(overrides or [])])
+    with open_dict(cfg):
+        for key, value in kwargs.items():
+            node = cfg.data.source if key in cfg.data.source else cfg.data
+            node[key] = value
+    return instantiate(cfg.data)
+
+
+def load_dataset(name: str, split: str = "train", **overrides: Any) -> Dataset:
+    """The `split` ("train", "val" or "all") of dataset `name`; its items are sample dicts."""
+    datamodule = load_datamodule(name, **overrides)
+    datamodule.setup("fit")
+    return datamodule.dataset(split)

@@ -1,0 +1,102 @@
+"""The sample/batch contract shared by every dataset and every model.
+
+A sample is a flat dict keyed with LeRobot's feature names, so LeRobot policies and processors work
+on every dataset and our own models read every dataset the same way:
+
+- ``observation.images.<camera>``: float32 in [0, 1], ``(C, H, W)`` or ``(T_obs, C, H, W)``;
+  ``observation.images.<camera>_is_pad``: bool ``(T_obs,)``, history frames before the episode.
+- ``observation.state``: float32 ``(S,)`` or ``(T_obs, S)``.
+- ``action``: float32 ``(T_act, A)`` chunk in dataset units; ``action_is_pad``: bool ``(T_act,)``,
+  steps outside the episode.
+- ``task``: str, the language instruction or command.
+- ``action.type``: int64 ``(T_act,)``, the Mobile VLA action class (-1 where unknown).
+- ``episode_index``, ``frame_index``, ``index``: int64, to trace every prediction to its source.
+
+``T_obs`` and ``T_act`` follow the model's ``observation_delta_indices`` and
+``action_delta_indices`` (frame offsets relative to the current frame, as in LeRobot).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vla_lab.utils.io import atomic_write_text
+
+IMAGE_PREFIX = "observation.images."
+STATE = "observation.state"
+ACTION = "action"
+ACTION_IS_PAD = "action_is_pad"
+ACTION_TYPE = "action.type"
+TASK = "task"
+EPISODE_INDEX = "episode_index"
+FRAME_INDEX = "frame_index"
+INDEX = "index"
+
+STAT_NAMES = ("mean", "std", "min", "max", "q01", "q99")
+
+
+def image_key(camera: str) -> str:
+    return f"{IMAGE_PREFIX}{camera}"
+
+
+def is_pad_key(key: str) -> str:
+    return f"{key}_is_pad"
+
+
+@dataclass(frozen=True)
+class Feature:
+    """What a dataset serves under one key: dtype name and per-frame shape (no time axis)."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    names: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict:
+        return {"dtype": self.dtype, "shape": list(self.shape), "names": self.names}
+
+
+Stats = dict[str, dict[str, list[float]]]
+
+
+def compute_stats(values: np.ndarray) -> dict[str, list[float]]:
+    """Per-dimension statistics of ``values`` shaped ``(N, D)``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or len(values) == 0:
+        raise ValueError(
+            f"compute_stats expects a non-empty (N, D) array, got shape {values.shape}"
+        )
+    return {
+        "mean": values.mean(0).tolist(),
+        "std": values.std(0).tolist(),
+        "min": values.min(0).tolist(),
+        "max": values.max(0).tolist(),
+        "q01": np.quantile(values, 0.01, axis=0).tolist(),
+        "q99": np.quantile(values, 0.99, axis=0).tolist(),
+    }
+
+
+def save_stats(stats: Stats, path: str | Path) -> None:
+    atomic_write_text(path, json.dumps(stats, indent=2))
+
+
+def load_stats(path: str | Path) -> Stats:
+    return json.loads(Path(path).read_text())
+
+
+def require_features(available: dict[str, Feature], required: list[str], who: str) -> None:
+    """Fail at start-up, naming the missing features, when a model and a dataset do not fit."""
+    missing = [key for key in required if key not in available]
+    if missing:
+        raise ValueError(
+            f"{who} needs features {missing}, but the dataset serves only {sorted(available)}. "
+            "Pick a dataset that provides them or a model that does not need them."
+        )
+
+
+def stats_tensor(stats: Stats, key: str, name: str) -> torch.Tensor:
+    return torch.as_tensor(stats[key][name], dtype=torch.float32)

@@ -1,0 +1,143 @@
+"""A tiny Kosmos-2 (config, processor, random weights) built offline, for tests and CPU demos.
+
+The result is an ordinary pretrained directory, so ``Kosmos2Backbone`` loads it through the same
+``from_pretrained`` code as ``microsoft/kosmos-2-patch14-224``; only the sizes differ.
+Deterministic: the tokenizer is trained on a fixed in-code corpus and the weights are seeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from vla_lab.models.backbones.files import build_dir_atomically
+
+log = logging.getLogger(__name__)
+
+# Bump TINY_VERSION when the recipe changes, so stale caches are not reused.
+TINY_VERSION = 3
+TINY_DIR_NAME = f"kosmos2_tiny_v{TINY_VERSION}"
+IMAGE_SIZE = 64
+LATENT_QUERY_NUM = 64  # the processor's default image-token count; both must agree
+NUM_PATCH_INDEX_TOKENS = 16
+BPE_VOCAB_SIZE = 400
+SEED = 0
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R order: bos 0, pad 1, eos 2
+
+# Words the tiny language model should know: the navigation instructions of the synthetic data.
+_CORPUS = [
+    "An image of a robot",
+    "Navigate around the box on the left",
+    "Navigate around the box on the right",
+    "Navigate around the two boxes on the left",
+    "Navigate around the two boxes on the right",
+    "Navigate to the box",
+    "Navigate to the target and stop",
+    "Go left, then right, then straight ahead",
+    "Turn left. Turn right. Move forward. Move backward. Stop.",
+    "one box, two boxes, three boxes, four boxes",
+    "obstacle on the left side, obstacle on the right side, in the middle",
+    "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 32 45 64 90 100",
+    "a robot in a room with a red box, a blue box and a green box",
+]
+
+
+def _train_tokenizer():
+    """A byte-level BPE with XLM-R special tokens, wrapped as the fast tokenizer Kosmos-2 uses."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    bos, eos = bpe.token_to_id("<s>"), bpe.token_to_id("</s>")
+    bpe.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", bos), ("</s>", eos)],
+    )
+    return XLMRobertaTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        padding_side="right",
+    )
+
+
+def _build(directory: Path) -> None:
+    from transformers import CLIPImageProcessor, Kosmos2Config, Kosmos2Model, Kosmos2Processor
+
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    )
+    processor = Kosmos2Processor(
+        image_processor, _train_tokenizer(), num_patch_index_tokens=NUM_PATCH_INDEX_TOKENS
+    )
+    tokenizer = processor.tokenizer
+    config = Kosmos2Config(
+        text_config=dict(
+            embed_dim=64,
+            layers=2,
+            attention_heads=4,
+            ffn_dim=128,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=256,
+            # No dropout: the tiny model must learn the demo task in a few CPU minutes.
+            dropout=0.0,
+            attention_dropout=0.0,
+            activation_dropout=0.0,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=IMAGE_SIZE,
+            patch_size=8,
+        ),
+        latent_query_num=LATENT_QUERY_NUM,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = Kosmos2Model(config)
+        _rescale_image_projection(model)
+    processor.save_pretrained(directory)
+    model.save_pretrained(directory)
+
+
+def _rescale_image_projection(model) -> None:
+    """Give the image-to-text projection a fan-in init so images are heard at random init.
+
+    HF initialises its linear layers with std 0.02 (tuned for 2048-wide layers): at this width
+    the image embeddings come out ~100x smaller than the token embeddings and a freshly built
+    tiny model is nearly blind. A pretrained Kosmos-2 has no such problem.
+    """
+    for layer in model.image_to_text_projection.modules():
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.normal_(layer.weight, std=layer.in_features**-0.5)
+
+
+def build_tiny_kosmos2(cache_dir: str | Path) -> Path:
+    """``<cache_dir>/kosmos2_tiny_v<N>``, built the first time (atomically, offline)."""
+    final = Path(cache_dir) / TINY_DIR_NAME
+    if (final / "config.json").is_file():
+        return final
+    log.info("Building a tiny offline Kosmos-2 in %s", final)
+    return build_dir_atomically(final, _build)

@@ -1,0 +1,184 @@
+"""VLAModule: what every policy of the family shares (steps, metrics, optimizers, checkpoints).
+
+A subclass declares the frames it needs (`observation_delta_indices`, `action_delta_indices`), the
+features it consumes (`required_features`), and implements `model_step` and
+`predict_action_chunk`. Metrics and logging names are the same for every model:
+
+- `train/loss`, `val/loss` and each loss term under `train/<term>`, `val/<term>`;
+- `val/mae`: mean absolute error of the first predicted action, in dataset units;
+- `val/baseline_mae`: the same for always predicting the train-split mean action;
+- `val/action_type_acc` when the dataset has action classes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import lightning.pytorch as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torchmetrics import MeanMetric
+
+from vla_lab.features import Feature, Stats, require_features
+from vla_lab.models.finetune import count_parameters
+from vla_lab.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+CHECKPOINT_KEY = "vla_lab"
+
+
+@dataclass
+class StepOutput:
+    """What `model_step` hands to the shared training/validation logic.
+
+    `first_action_pred`/`first_action_true` are (B, A) in dataset units: the action at the current
+    frame (delta 0), predicted and true. `type_correct` is (N,) bool over the non-padded steps that
+    carry an action class, or None.
+    """
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    first_action_pred: torch.Tensor | None = None
+    first_action_true: torch.Tensor | None = None
+    type_correct: torch.Tensor | None = None
+
+
+class VLAModule(pl.LightningModule):
+    """Base LightningModule of every policy; see the module docstring for the contract."""
+
+    required_features: list[str] = []
+
+    def __init__(
+        self,
+        optimizer: DictConfig,
+        scheduler: DictConfig | None = None,
+        head_lr: float | None = None,
+        backbone_attr: str = "backbone",
+    ) -> None:
+        super().__init__()
+        self.optimizer_cfg = optimizer
+        self.scheduler_cfg = scheduler
+        self.head_lr = head_lr
+        self.backbone_attr = backbone_attr
+        self.dataset_features: dict[str, Feature] = {}
+        self.dataset_stats: Stats = {}
+        self.run_config: dict | None = None
+        self.val_mae = MeanMetric()
+        self.val_baseline_mae = MeanMetric()
+        self.val_action_type_acc = MeanMetric()
+
+    # ---- the contract subclasses implement -------------------------------------------------
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        raise NotImplementedError
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        raise NotImplementedError
+
+    def model_step(self, batch: dict) -> StepOutput:
+        raise NotImplementedError
+
+    def predict_action_chunk(self, batch: dict) -> torch.Tensor:
+        """(B, T_act, A) actions in dataset units for a batch of observations."""
+        raise NotImplementedError
+
+    def set_normalization(self, stats: Stats) -> None:
+        """Copy the dataset statistics the model normalises with into its buffers."""
+        raise NotImplementedError
+
+    @property
+    def mean_action(self) -> torch.Tensor:
+        """(A,) the train-split mean action: the trivial baseline of `val/baseline_mae`."""
+        raise NotImplementedError
+
+    # ---- wiring to the data ---------------------------------------------------------------
+    def attach_dataset(self, features: dict[str, Feature], stats: Stats) -> None:
+        """Check the dataset serves what the model needs, then take its train-split stats."""
+        require_features(features, self.required_features, type(self).__name__)
+        self.dataset_features = dict(features)
+        self.dataset_stats = stats
+        self.set_normalization(stats)
+
+    def parameter_counts(self) -> dict[str, int]:
+        counts = count_parameters(self)
+        return {"params/total": counts["total"], "params/trainable": counts["trainable"]}
+
+    # ---- Lightning steps -------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.model_step(batch)
+        batch_size = len(batch["task"])
+        self.log("train/loss", out.loss, prog_bar=True, batch_size=batch_size)
+        for name, value in out.terms.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return out.loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.model_step(batch)
+        batch_size = len(batch["task"])
+        self.log("val/loss", out.loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        for name, value in out.terms.items():
+            self.log(f"val/{name}", value, batch_size=batch_size, sync_dist=True)
+        if out.first_action_pred is not None:
+            true = out.first_action_true
+            self.val_mae.update((out.first_action_pred - true).abs().mean(-1))
+            baseline = self.mean_action.to(true).expand_as(true)
+            self.val_baseline_mae.update((baseline - true).abs().mean(-1))
+            self.log("val/mae", self.val_mae, prog_bar=True, on_epoch=True)
+            self.log("val/baseline_mae", self.val_baseline_mae, on_epoch=True)
+        if out.type_correct is not None and out.type_correct.numel() > 0:
+            self.val_action_type_acc.update(out.type_correct.float())
+            self.log("val/action_type_acc", self.val_action_type_acc, on_epoch=True)
+        return out.loss
+
+    # ---- optimisation ----------------------------------------------------------------------
+    def configure_optimizers(self) -> dict:
+        """Optimizer and scheduler from their config partials, over the trainer's parameters.
+
+        With `head_lr` set, non-backbone parameters (head, action token) form their own group.
+        A scheduler taking `num_training_steps` (e.g. transformers' cosine) gets the run's length.
+        """
+        named = [(n, p) for n, p in self.trainer.model.named_parameters() if p.requires_grad]
+        if self.head_lr is None:
+            groups = [{"params": [p for _, p in named]}]
+        else:
+            prefix = f"{self.backbone_attr}."
+            in_backbone = [p for n, p in named if n.startswith(prefix) or f".{prefix}" in n]
+            others = [p for n, p in named if not (n.startswith(prefix) or f".{prefix}" in n)]
+            groups = [{"params": in_backbone}, {"params": others, "lr": self.head_lr}]
+            groups = [g for g in groups if g["params"]]
+        optimizer = instantiate(self.optimizer_cfg)(params=groups)
+        if not self.scheduler_cfg:
+            return {"optimizer": optimizer}
+        make_scheduler = instantiate(self.scheduler_cfg)
+        extra = {}
+        if "num_training_steps" in inspect.signature(make_scheduler).parameters:
+            # Decaying schedules (cosine, linear) need the run's length; the trainer knows it.
+            extra["num_training_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = make_scheduler(optimizer=optimizer, **extra)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},
+        }
+
+    # ---- self-contained checkpoints -----------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store what a checkpoint needs to be used alone: config, dataset features and stats."""
+        checkpoint[CHECKPOINT_KEY] = {
+            "config": self.run_config,
+            "features": {k: f.to_dict() for k, f in self.dataset_features.items()},
+            "stats": self.dataset_stats,
+            **self.extra_checkpoint_payload(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        payload = checkpoint.get(CHECKPOINT_KEY, {})
+        self.dataset_stats = payload.get("stats", self.dataset_stats)
+        self.run_config = payload.get("config", self.run_config)
+
+    def extra_checkpoint_payload(self) -> dict:
+        """Model-specific files a checkpoint must carry (e.g. the backbone's tokenizer)."""
+        return {}

@@ -1,0 +1,1 @@
+"""Using trained checkpoints: loading them, running them online, exporting them."""

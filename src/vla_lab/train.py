@@ -1,0 +1,93 @@
+"""The training job as a plain function of the composed config (CLI: the top-level train.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vla_lab.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from vla_lab.utils.io import atomic_write_text
+from vla_lab.utils.logging import get_logger, print_config_tree
+from vla_lab.utils.run import checkpoint_to_resume, final_metrics, write_metrics
+
+log = get_logger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train `cfg.model` on `cfg.data`; return the final validation metrics (also in metrics.json).
+
+    Re-running with the same `run_name` and `resume=auto` continues from the run's `last.ckpt`.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    model = instantiate(cfg.model)
+    datamodule = instantiate(
+        cfg.data,
+        observation_delta_indices=model.observation_delta_indices,
+        action_delta_indices=model.action_delta_indices,
+    )
+    datamodule.setup("fit")
+    model.attach_dataset(features=datamodule.features, stats=datamodule.stats)
+    model.run_config = _resolved_container(cfg)
+
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers or False
+    )
+    if trainer.is_global_zero:
+        _write_run_files(cfg, output_dir, datamodule)
+        for logger in loggers:
+            logger.log_hyperparams({**model.parameter_counts(), "seed": cfg.seed})
+
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint_to_resume(cfg, output_dir))
+    finally:
+        for logger in loggers:
+            logger.finalize("success")
+        _finish_wandb()
+
+    metrics = final_metrics(trainer)
+    if trainer.is_global_zero and not trainer.fast_dev_run:
+        write_metrics(metrics, output_dir / "metrics.json")
+    log.info("Run dir: %s", output_dir)
+    return metrics
+
+
+def metric_for_sweeper(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value a Hydra sweeper optimises; a clear error when the run never logged it."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise KeyError(
+            f"optimized_metric={name!r} was not logged; the run logged {sorted(metrics)}. "
+            "Set optimized_metric to one of them."
+        )
+    return metrics[name]
+
+
+def _resolved_container(cfg: DictConfig) -> dict:
+    container = OmegaConf.to_container(cfg, resolve=True)
+    container.pop("hydra", None)
+    return container
+
+
+def _write_run_files(cfg: DictConfig, output_dir: Path, datamodule) -> None:
+    config_yaml = OmegaConf.to_yaml(OmegaConf.create(_resolved_container(cfg)))
+    atomic_write_text(output_dir / "config_resolved.yaml", config_yaml)
+    print_config_tree(cfg, save_to=output_dir / "config_tree.log", show=cfg.print_config)
+    datamodule.save_stats(output_dir / "stats.json")
+
+
+def _finish_wandb() -> None:
+    """Close a W&B run even after a crash, so the next job of a multirun starts a fresh one."""
+    import sys
+
+    if "wandb" in sys.modules:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

@@ -1,0 +1,43 @@
+"""Where the config tree lives and how to compose it outside a Hydra entry point (API, tests)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+# An editable install keeps the package at <repo>/src/vla_lab, beside <repo>/conf.
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def set_project_root_env() -> None:
+    """Let the configs' `${oc.env:PROJECT_ROOT}` resolve, unless the user pointed it elsewhere."""
+    os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
+
+
+def compose_config(
+    overrides: list[str] | None = None, config_name: str = "train", output_dir: str | None = None
+) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides, as `train.py` would.
+
+    The Hydra node is kept and registered so `${hydra:...}` interpolations resolve; ``output_dir``
+    stands in for the run dir Hydra would have created.
+    """
+    set_project_root_env()
+    if not CONF_DIR.is_dir():
+        raise FileNotFoundError(
+            f"config directory {CONF_DIR} not found: is vla-lab installed with -e?"
+        )
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=list(overrides or []), return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = output_dir or str(PROJECT_ROOT / "outputs" / "_compose")
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg

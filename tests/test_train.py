@@ -1,0 +1,85 @@
+"""Training through the public entry points: compose, fit, resume, sweep."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vla_lab.train import train
+from vla_lab.utils.config import CONF_DIR, PROJECT_ROOT
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+# Real backbones and datasets are swapped for their tiny/synthetic twins: same code, no hub.
+OFFLINE = ["backbone=kosmos2_tiny", "data=mobile_vla_synthetic", "hardware=cpu"]
+FAST = ["hardware.num_workers=0", "hardware.batch_size=4"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_file_is_global_package(experiment: str) -> None:
+    first_line = (CONF_DIR / "experiment" / f"{experiment}.yaml").read_text().splitlines()[0]
+    assert first_line.strip() == "# @package _global_", f"{experiment}.yaml would change nothing"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_fast_dev_run(make_cfg, experiment: str) -> None:
+    cfg = make_cfg([f"experiment={experiment}", *OFFLINE, *FAST, "debug=fdr"])
+    metrics = train(cfg)  # fit builds the experiment's optimizer and scheduler too
+    assert "val/loss" in metrics and torch.isfinite(torch.tensor(metrics["val/loss"]))
+
+
+def test_run_dir_holds_checkpoints_stats_metrics_and_tensorboard(make_cfg, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cfg = make_cfg([*FAST, "debug=limit", "trainer.max_epochs=1"], output_dir=run)
+    metrics = train(cfg)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((run / "stats.json").read_text())["action"]["mean"]
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved == pytest.approx(metrics)
+    assert {"val/loss", "val/mae", "val/baseline_mae"} <= set(saved)
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert (run / "config_resolved.yaml").is_file()
+
+
+def test_resume_auto_continues_global_step_and_tensorboard_dir(make_cfg, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    common = [*FAST, "debug=limit", "run_name=fixed", "resume=auto"]
+    train(make_cfg([*common, "trainer.max_epochs=1"], output_dir=run))
+    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert first["global_step"] == 5
+
+    train(make_cfg([*common, "trainer.max_epochs=2"], output_dir=run))
+    second = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert second["global_step"] == 10 and second["epoch"] == 1
+    assert [p.name for p in run.iterdir() if p.name.startswith("tensorboard")] == ["tensorboard"]
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+
+
+def test_ckpt_path_must_exist(make_cfg, tmp_path: Path) -> None:
+    cfg = make_cfg([*FAST, "debug=fdr", f"ckpt_path={tmp_path / 'missing.ckpt'}"])
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        train(cfg)
+
+
+def test_multirun_from_the_command_line_runs_every_job(shared_dirs, tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        str(PROJECT_ROOT / "train.py"),
+        "-m",
+        f"paths.data_dir={shared_dirs['data_dir']}",
+        f"paths.cache_dir={shared_dirs['cache_dir']}",
+        f"paths.log_dir={tmp_path}",
+        "print_config=false",
+        *FAST,
+        "debug=fdr",
+        "run_name=sweep",
+        "seed=1,2",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted((tmp_path / "mobile_vla_demo" / "multirun" / "sweep").glob("[0-9]"))
+    assert [j.name for j in jobs] == ["0", "1"]
