@@ -83,3 +83,19 @@ def test_multirun_from_the_command_line_runs_every_job(shared_dirs, tmp_path: Pa
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted((tmp_path / "mobile_vla_demo" / "multirun" / "sweep").glob("[0-9]"))
     assert [j.name for j in jobs] == ["0", "1"]
+
+
+@pytest.mark.parametrize("hardware", ["rtx4090", "jetson_orin"])
+def test_hardware_that_asks_for_gradient_checkpointing_gets_it(make_cfg, hardware: str) -> None:
+    from hydra.utils import instantiate
+
+    cfg = make_cfg(["backbone=kosmos2_tiny", f"hardware={hardware}", "finetune=lora"])
+    model = instantiate(cfg.model)
+    assert model.backbone.model.text_model.model.gradient_checkpointing
+    assert cfg.trainer.precision == {"rtx4090": "bf16-mixed", "jetson_orin": "16-mixed"}[hardware]
+
+
+def test_demo_model_learns_to_beat_the_mean_action_baseline(make_cfg) -> None:
+    """The default experiment, shortened: seeing the image must beat predicting the mean action."""
+    metrics = train(make_cfg(["trainer.max_epochs=8", "logger=csv"]))
+    assert metrics["val/mae"] < 0.75 * metrics["val/baseline_mae"], metrics

@@ -4,11 +4,17 @@ Most data bugs users hit (swapped colours, left/right confusion, wrong action un
 in a picture of image + instruction + actions and invisible in a loss curve. The grid shows, per
 sample, the current frame, its instruction and the action chunk drawn as a top-down path from the
 bottom centre (up = +linear_x, left = +linear_y; the first step in yellow, later ones in cyan,
-padded steps omitted). ``python -m vla_lab.data.preview`` wraps these functions.
+padded steps omitted).
+
+    python -m vla_lab.data.preview data=<name> [data.source.root=...] [out=preview.png] [n=16]
+        [split=all|train|val]
+
+takes the same overrides as train.py, prints the features, stats and split, and writes the grid.
 """
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,15 +22,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from PIL import Image, ImageDraw, ImageFont
 
 from vla_lab.data.augment import image_keys
 from vla_lab.features import ACTION, ACTION_IS_PAD, EPISODE_INDEX, FRAME_INDEX, TASK
+from vla_lab.utils.config import compose_config
 from vla_lab.utils.io import atomic_write
 
 TILE = 224
 TEXT_HEIGHT = 44
 COLUMNS = 4
+PREVIEW_CHUNK = 10  # action steps drawn per sample
 
 
 def write_preview(dataset: Any, out_png: str | Path, n: int = 16) -> Path:
@@ -117,3 +126,25 @@ def describe(data: Any) -> str:
             else:
                 lines.append(f"  {key}: {value!r}")
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """CLI: `out=`, `n=` and `split=` are the preview's own options; the rest are config overrides."""
+    options = {"out": "preview.png", "n": "16", "split": "all"}
+    overrides = []
+    for arg in sys.argv[1:] if argv is None else argv:
+        key, _, value = arg.partition("=")
+        if key in options:
+            options[key] = value
+        else:
+            overrides.append(arg)
+    cfg = compose_config(overrides)
+    datamodule = instantiate(cfg.data, action_delta_indices=list(range(PREVIEW_CHUNK)))
+    print(describe(datamodule))
+    path = write_preview(datamodule.dataset(options["split"]), options["out"], n=int(options["n"]))
+    print(f"Wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()
