@@ -129,7 +129,7 @@ def describe(data: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """CLI: `out=`, `n=` and `split=` are the preview's own options; the rest are config overrides."""
+    """CLI: `out=`, `n=`, `split=` are the preview's own options; the rest are config overrides."""
     options = {"out": "preview.png", "n": "16", "split": "all"}
     overrides = []
     for arg in sys.argv[1:] if argv is None else argv:
