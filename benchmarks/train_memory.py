@@ -99,9 +99,6 @@ def measure(experiment: str, hardware: str, args: argparse.Namespace) -> dict:
         times.append(time.perf_counter() - start)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     counts = model.parameter_counts()
-    del model, optimizer, batch
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return {
         "experiment": experiment,
         "hardware": hardware,
@@ -128,7 +125,12 @@ def main() -> None:
         parser.error("no CUDA device: real-size figures need a GPU (use --tiny for a smoke test)")
     args.kosmos2 = args.kosmos2_dir or random_kosmos2_dir(args.cache_dir)
 
-    rows = [measure(e, h, args) for e in args.experiments for h in args.hardware]
+    rows = []
+    for experiment in args.experiments:
+        for hardware in args.hardware:
+            rows.append(measure(experiment, hardware, args))
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the last model is gone: start the next one clean
     print(
         f"{'experiment':32} {'hardware':12} {'precision':10} {'batch':>5} {'ckpt':>5} "
         f"{'train M':>8} {'peak GB':>8} {'step s':>7}"
