@@ -1,8 +1,9 @@
 """The one LightningDataModule: episode-level split, train/val loaders, train-split stats.
 
-Generic over sources: any object with ``episodes()``, ``features()``, ``dataset(episodes,
-observation_delta_indices, action_delta_indices, transform)`` and ``action_values(episodes)``
-(``MobileVLAEpisodes`` is one; Hydra passes it already instantiated).
+Generic over sources: any object with ``episodes()`` (items with ``path``, ``scenario`` (a
+dict) and ``num_frames``), ``features()``, ``dataset(episodes, observation_delta_indices,
+action_delta_indices, transform)`` and ``compute_stats(episodes)`` (``MobileVLAEpisodes`` is one;
+Hydra passes it already instantiated).
 
 The split is by episode, never by frame (frames of one episode in both splits inflate
 validation), stratified by scenario and seeded per stratum, so it does not depend on file listing
@@ -24,7 +25,7 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 
 from vla_lab.data.augment import build_train_transform
-from vla_lab.features import ACTION, Feature, Stats, compute_stats, save_stats
+from vla_lab.features import ACTION, Feature, Stats, save_stats
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class VLADataModule(L.LightningDataModule):
             stratify_by=self.split_cfg["stratify_by"],
         )
         self.features = dict(self.source.features())
-        self.stats = {ACTION: compute_stats(self.source.action_values(self.train_episodes))}
+        self.stats = self.source.compute_stats(self.train_episodes)
         self.split_summary = _summary(self.train_episodes, self.val_episodes, self.split_cfg)
         log.info("Split by episode: %s", self.split_summary)
         action_names = self.features[ACTION].names if ACTION in self.features else ()

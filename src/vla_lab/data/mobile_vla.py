@@ -43,6 +43,8 @@ from vla_lab.features import (
     INDEX,
     TASK,
     Feature,
+    Stats,
+    compute_stats,
     image_key,
 )
 
@@ -236,6 +238,10 @@ class MobileVLAEpisodes:
             actions=file.actions[:, self._columns()],
             action_types=types,
         )
+
+    def compute_stats(self, episodes: list[EpisodeInfo]) -> Stats:
+        """Per-dimension action stats over ``episodes`` (the datamodule passes the train split)."""
+        return {ACTION: compute_stats(self.action_values(episodes))}
 
     def action_values(self, episodes: list[EpisodeInfo]) -> np.ndarray:
         """``(N_frames, A)`` float32: every real action of ``episodes`` (for stats), no padding."""
