@@ -1,0 +1,32 @@
+"""The one place vla-lab imports LeRobot (pinned: lerobot==0.4.4).
+
+LeRobot moved its modules between releases (`lerobot.common.policies` -> `lerobot.policies` in
+0.4); importing through this module means the next move touches one file. Import lazily from
+here inside functions where start-up time matters: LeRobot pulls in heavy dependencies.
+"""
+
+from __future__ import annotations
+
+from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
+from lerobot.policies.act.configuration_act import ACTConfig
+from lerobot.policies.act.modeling_act import ACTPolicy
+from lerobot.policies.factory import make_pre_post_processors
+from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+LEROBOT_VERSION = "0.4.4"
+
+__all__ = [
+    "ACTConfig",
+    "ACTPolicy",
+    "FeatureType",
+    "LEROBOT_VERSION",
+    "LeRobotDataset",
+    "LeRobotDatasetMetadata",
+    "NormalizationMode",
+    "PolicyFeature",
+    "SmolVLAConfig",
+    "SmolVLAPolicy",
+    "make_pre_post_processors",
+]
