@@ -99,3 +99,16 @@ def test_demo_model_learns_to_beat_the_mean_action_baseline(make_cfg) -> None:
     """The default experiment, shortened: seeing the image must beat predicting the mean action."""
     metrics = train(make_cfg(["trainer.max_epochs=8", "logger=csv"]))
     assert metrics["val/mae"] < 0.75 * metrics["val/baseline_mae"], metrics
+
+
+def test_guide_layout_episodes_train_the_action_type_head(make_cfg, tmp_path: Path) -> None:
+    from vla_lab.data.synthetic.mobile_vla import write_guide_episode
+
+    root = tmp_path / "guide"
+    for seed, scenario in enumerate(["1box_vert_left", "1box_vert_right", "2box_hori_left"] * 2):
+        write_guide_episode(
+            root / f"episode_20250101_12000{seed}_{scenario}.h5", scenario, seed=seed
+        )
+    cfg = make_cfg(["data=mobile_vla_h5", f"data.source.root={root}", *FAST, "debug=fdr"])
+    metrics = train(cfg)
+    assert "val/action_type_loss" in metrics and 0.0 <= metrics["val/action_type_acc"] <= 1.0

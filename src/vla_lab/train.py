@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -84,10 +85,6 @@ def _write_run_files(cfg: DictConfig, output_dir: Path, datamodule) -> None:
 
 def _finish_wandb() -> None:
     """Close a W&B run even after a crash, so the next job of a multirun starts a fresh one."""
-    import sys
-
-    if "wandb" in sys.modules:
-        import wandb
-
-        if wandb.run is not None:
-            wandb.finish()
+    wandb = sys.modules.get("wandb")  # only when a W&B logger imported it
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
