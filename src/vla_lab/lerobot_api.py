@@ -7,26 +7,42 @@ here inside functions where start-up time matters: LeRobot pulls in heavy depend
 
 from __future__ import annotations
 
+from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+from lerobot.datasets.factory import IMAGENET_STATS
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
+from lerobot.datasets.v30.convert_dataset_v21_to_v30 import (
+    convert_dataset as convert_dataset_v21_to_v30,
+)
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.factory import make_pre_post_processors
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+from lerobot.processor import (
+    DeviceProcessorStep,
+    PolicyProcessorPipeline,
+    RenameObservationsProcessorStep,
+)
 
 LEROBOT_VERSION = "0.4.4"
 
 __all__ = [
     "ACTConfig",
     "ACTPolicy",
+    "DeviceProcessorStep",
     "FeatureType",
+    "IMAGENET_STATS",
     "LEROBOT_VERSION",
     "LeRobotDataset",
     "LeRobotDatasetMetadata",
     "NormalizationMode",
     "PolicyFeature",
+    "PolicyProcessorPipeline",
+    "PreTrainedConfig",
+    "RenameObservationsProcessorStep",
     "SmolVLAConfig",
     "SmolVLAPolicy",
+    "convert_dataset_v21_to_v30",
     "make_pre_post_processors",
 ]

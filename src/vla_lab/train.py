@@ -9,10 +9,11 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vla_lab.models.module import NONFINITE_POLICIES
 from vla_lab.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from vla_lab.utils.io import atomic_write_text
 from vla_lab.utils.logging import get_logger, print_config_tree
-from vla_lab.utils.run import checkpoint_to_resume, final_metrics, write_metrics
+from vla_lab.utils.run import check_output_dir, checkpoint_to_resume, final_metrics, write_metrics
 
 log = get_logger(__name__)
 
@@ -34,12 +35,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")
     model.attach_dataset(features=datamodule.features, stats=datamodule.stats)
     model.run_config = _resolved_container(cfg)
+    model.nonfinite_loss = _choice(cfg.nonfinite_loss, NONFINITE_POLICIES, "nonfinite_loss")
 
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers or False
     )
     if trainer.is_global_zero:
+        check_output_dir(output_dir, model, keep=cfg.callbacks.model_checkpoint.save_top_k + 2)
         _write_run_files(cfg, output_dir, datamodule)
         for logger in loggers:
             logger.log_hyperparams({**model.parameter_counts(), "seed": cfg.seed})
@@ -68,6 +71,12 @@ def metric_for_sweeper(metrics: dict[str, float], name: str | None) -> float | N
             "Set optimized_metric to one of them."
         )
     return metrics[name]
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{key}={value!r} is not one of {allowed}")
+    return value
 
 
 def _resolved_container(cfg: DictConfig) -> dict:

@@ -28,6 +28,11 @@ from vla_lab.utils.logging import get_logger
 log = get_logger(__name__)
 
 CHECKPOINT_KEY = "vla_lab"
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN/inf loss: stop before the weights are saved, never train on it."""
 
 
 @dataclass
@@ -66,6 +71,9 @@ class VLAModule(pl.LightningModule):
         self.dataset_features: dict[str, Feature] = {}
         self.dataset_stats: Stats = {}
         self.run_config: dict | None = None
+        # What to do with a NaN/inf training loss: "stop" (default) or "skip" the batch.
+        # A run-level choice: train() sets it from the config's `nonfinite_loss`.
+        self.nonfinite_loss = "stop"
         self.val_mae = MeanMetric()
         self.val_baseline_mae = MeanMetric()
         self.val_action_type_acc = MeanMetric()
@@ -108,13 +116,29 @@ class VLAModule(pl.LightningModule):
         return {"params/total": counts["total"], "params/trainable": counts["trainable"]}
 
     # ---- Lightning steps -------------------------------------------------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
         out = self.model_step(batch)
+        if not torch.isfinite(out.loss):
+            return self._on_nonfinite_loss(out.loss, batch_idx)
         batch_size = len(batch["task"])
         self.log("train/loss", out.loss, prog_bar=True, batch_size=batch_size)
         for name, value in out.terms.items():
             self.log(f"train/{name}", value, batch_size=batch_size)
         return out.loss
+
+    def _on_nonfinite_loss(self, loss: torch.Tensor, batch_idx: int) -> None:
+        """Skip the batch (no optimizer step: Lightning skips a step returning None) or stop."""
+        where = f"global step {self.global_step} (epoch {self.current_epoch}, batch {batch_idx})"
+        if self.nonfinite_loss == "skip":
+            log.warning("Non-finite training loss %s at %s: batch skipped", loss.item(), where)
+            return None
+        last = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+        raise NonFiniteLossError(
+            f"Training loss is {loss.item()} at {where}; stopped before saving bad weights. "
+            f"Last good checkpoint: {last}. Lower the learning rate or check the data, then "
+            "resume with resume=auto; or set nonfinite_loss=skip to skip such batches "
+            "(single-device runs only: under DDP every rank must take the same steps)."
+        )
 
     def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.model_step(batch)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 from omegaconf import DictConfig
 
 from vla_lab.utils.io import atomic_write_text
@@ -44,6 +46,28 @@ def checkpoint_to_resume(cfg: DictConfig, output_dir: str | Path) -> str | None:
             last,
         )
     return None
+
+
+def check_output_dir(output_dir: str | Path, model: torch.nn.Module, keep: int) -> None:
+    """Fail before training when the run dir is unwritable or cannot hold `keep` checkpoints.
+
+    A checkpoint holds the weights plus about twice their size in optimizer state (Adam).
+    """
+    output_dir = Path(output_dir)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(output_dir / ".write_check", "ok")
+        (output_dir / ".write_check").unlink()
+    except OSError as error:
+        raise OSError(f"run dir {output_dir} is not writable: {error}") from error
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    needed = 3 * weights * keep
+    free = shutil.disk_usage(output_dir).free
+    if free < needed:
+        raise OSError(
+            f"{output_dir} has {free / 2**30:.1f} GiB free but {keep} checkpoints of this model "
+            f"need about {needed / 2**30:.1f} GiB; free space or point paths.log_dir elsewhere"
+        )
 
 
 def final_metrics(trainer: pl.Trainer, prefix: str = "val/") -> dict[str, float]:
