@@ -58,7 +58,7 @@ def test_kill_9_then_resume_auto_reaches_the_uninterrupted_step_count(shared_dir
     process = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    _wait_for(checkpoints / "step000004.ckpt", process)
+    _wait_for(checkpoints / "last.ckpt", process)  # first written at step 4
     process.send_signal(signal.SIGKILL)
     process.wait()
     interrupted = torch.load(checkpoints / "last.ckpt", weights_only=False)["global_step"]
@@ -76,7 +76,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(shared_dirs, tmp_path
     log = tmp_path / "stdout.log"
     with log.open("w") as stdout:
         process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True)
-        _wait_for(checkpoints / "step000002.ckpt", process)
+        _wait_for(checkpoints / "last.ckpt", process)
         os.kill(process.pid, signal.SIGTERM)
         _, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, stderr[-3000:]
