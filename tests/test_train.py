@@ -16,6 +16,15 @@ from vla_lab.utils.config import CONF_DIR, PROJECT_ROOT
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # Real backbones and datasets are swapped for their tiny/synthetic twins: same code, no hub.
 OFFLINE = ["backbone=kosmos2_tiny", "data=mobile_vla_synthetic", "hardware=cpu"]
+# Each model family's tiny backbone (experiment name part -> backbone option).
+TINY_BACKBONES = {"_act": "resnet18", "_smolvla": "smolvlm_tiny"}
+
+
+def offline(experiment: str) -> list[str]:
+    backbone = next((b for part, b in TINY_BACKBONES.items() if part in experiment), None)
+    return [f"backbone={backbone}", *OFFLINE[1:]] if backbone else OFFLINE
+
+
 FAST = ["hardware.num_workers=0", "hardware.batch_size=4"]
 
 
@@ -27,7 +36,7 @@ def test_experiment_file_is_global_package(experiment: str) -> None:
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_runs_fast_dev_run(make_cfg, experiment: str) -> None:
-    cfg = make_cfg([f"experiment={experiment}", *OFFLINE, *FAST, "debug=fdr"])
+    cfg = make_cfg([f"experiment={experiment}", *offline(experiment), *FAST, "debug=fdr"])
     metrics = train(cfg)  # fit builds the experiment's optimizer and scheduler too
     assert "val/loss" in metrics and torch.isfinite(torch.tensor(metrics["val/loss"]))
 

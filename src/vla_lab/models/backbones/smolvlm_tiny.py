@@ -1,0 +1,145 @@
+"""A tiny SmolVLM (config, processor, tokenizer, random weights) built offline, for tests and demos.
+
+SmolVLA reads its VLM through ``AutoConfig``/``AutoProcessor``/``AutoTokenizer.from_pretrained(
+vlm_model_name)``, so a local directory with these files stands in for
+``HuggingFaceTB/SmolVLM2-500M-Video-Instruct``: same code, other sizes. The tokenizer must declare
+SmolVLM's image special tokens as ``extra_special_tokens``, or SmolVLA fails with "has no attribute
+fake_image_token_id". Deterministic: the tokenizer is trained on a fixed in-code corpus and the
+weights are seeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from vla_lab.models.backbones.files import build_dir_atomically
+
+log = logging.getLogger(__name__)
+
+# Bump TINY_VERSION when the recipe changes, so stale caches are not reused.
+TINY_VERSION = 1
+TINY_DIR_NAME = f"smolvlm_tiny_v{TINY_VERSION}"
+IMAGE_SIZE = 32  # SmolVLA resizes (with padding) to this: set resize_imgs_with_padding to match
+PATCH_SIZE = 8
+SCALE_FACTOR = 2  # pixel shuffle: (32 / 8)^2 / 2^2 = 4 image tokens
+BPE_VOCAB_SIZE = 400
+SEED = 0
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<pad>", "<unk>"]
+IMAGE_TOKENS = {
+    "fake_image_token": "<fake_token_around_image>",
+    "image_token": "<image>",
+    "global_image_token": "<global-img>",
+    "end_of_utterance_token": "<end_of_utterance>",
+}
+
+# Words the tiny language model should know: the instructions of the synthetic datasets.
+_CORPUS = [
+    "Pick up the cube and place it in the box",
+    "Move the arm to the left. Move the arm to the right.",
+    "Push the red block, the blue block, the green block",
+    "Navigate around the box on the left",
+    "Navigate around the box on the right",
+    "Navigate around the two boxes on the left",
+    "Navigate to the target and stop",
+    "Turn left. Turn right. Move forward. Move backward. Stop.",
+    "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 32 45 64 90 100",
+    "a robot arm on a table with a red cube, a blue cube and a green cube",
+]
+
+
+def _train_tokenizer():
+    """A byte-level BPE fast tokenizer holding SmolVLM's special image tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=BPE_VOCAB_SIZE,
+        special_tokens=SPECIAL_TOKENS + list(IMAGE_TOKENS.values()),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|im_start|>",
+        eos_token="<|endoftext|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        additional_special_tokens=list(IMAGE_TOKENS.values()),
+        extra_special_tokens=dict(IMAGE_TOKENS),
+        padding_side="right",
+    )
+
+
+def _build(directory: Path) -> None:
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+
+    tokenizer = _train_tokenizer()
+    image_seq_len = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(
+            size={"longest_edge": IMAGE_SIZE},
+            max_image_size={"longest_edge": IMAGE_SIZE},
+            do_image_splitting=False,
+        ),
+        tokenizer=tokenizer,
+        video_processor=SmolVLMVideoProcessor(),
+        image_seq_len=image_seq_len,
+    )
+    config = SmolVLMConfig(
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKENS["image_token"]),
+        scale_factor=SCALE_FACTOR,
+        vocab_size=len(tokenizer),
+        text_config=dict(
+            model_type="llama",
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=16,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=512,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=IMAGE_SIZE,
+            patch_size=PATCH_SIZE,
+        ),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        model = SmolVLMForConditionalGeneration(config)
+    processor.save_pretrained(directory)
+    model.save_pretrained(directory)
+
+
+def build_tiny_smolvlm(cache_dir: str | Path) -> Path:
+    """``<cache_dir>/smolvlm_tiny_v<N>``, built the first time (atomically, offline).
+
+    Pass it to SmolVLA as ``vlm_model_name``; with ``load_vlm_weights=True`` its seeded random
+    weights are loaded, with False SmolVLA initialises the VLM itself from the config.
+    """
+    final = Path(cache_dir) / TINY_DIR_NAME
+    if (final / "config.json").is_file():
+        return final
+    log.info("Building a tiny offline SmolVLM in %s", final)
+    return build_dir_atomically(final, _build)

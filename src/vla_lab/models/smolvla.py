@@ -1,0 +1,193 @@
+"""SmolVLA (Shukor et al. 2025) as LeRobot builds it, in our module family.
+
+A SmolVLM (first `num_vlm_layers` layers) reads the cameras, the task and the state; an action
+expert at `expert_width_multiplier` of its width cross-attends to it and predicts the velocity of
+a flow from noise to the action chunk (`num_steps` Euler steps at inference). Config groups:
+`backbone` (which VLM, or which pretrained policy), `head=flow` (the expert and the flow),
+`model` (chunking, padding, tokenizer, loss), `finetune` (frozen: expert only; full; lora).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from vla_lab import features as ft
+from vla_lab import lerobot_api as lr
+from vla_lab.models.backbones.files import pack_dir_files, unpack_dir_files
+from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
+from vla_lab.models.finetune import apply_finetune, count_parameters
+from vla_lab.models.lerobot_loss import smolvla_masked_loss
+from vla_lab.models.lerobot_policy import LeRobotPolicyModule, plain_dict
+from vla_lab.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+VLM_ATTR = "policy.model.vlm_with_expert.vlm"  # SmolVLMForConditionalGeneration; `.model` holds
+# `text_model` and `vision_model`, the scopes apply_finetune expects.
+OFFLINE_HINT = "Offline use a local directory, or the tiny VLM: `backbone=smolvlm_tiny`."
+
+
+def resolve_vlm_dir(name: str, with_weights: bool) -> Path:
+    """A VLM's local directory: `name` itself, or its hub snapshot (config/tokenizer files, plus
+    weights when SmolVLA loads them)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    patterns = ["*.json", "*.txt", "*.jinja"] + (["*.safetensors"] if with_weights else [])
+    try:
+        return Path(snapshot_download(repo_id=name, allow_patterns=patterns))
+    except Exception as err:  # hub errors come in many types; all mean "not loadable here"
+        raise OSError(
+            f"Cannot load the SmolVLA VLM {name!r}: it is not a local directory and the HF hub "
+            f"could not provide it ({type(err).__name__}: {err}). {OFFLINE_HINT}"
+        ) from err
+
+
+class SmolVLAModule(LeRobotPolicyModule):
+    """LeRobot's `SmolVLAPolicy`: `(B, chunk_size, A)` actions from cameras, state and `task`."""
+
+    policy_class = lr.SmolVLAPolicy
+
+    def __init__(
+        self,
+        backbone: DictConfig,
+        head: DictConfig,
+        finetune: DictConfig,
+        optimizer: DictConfig,
+        scheduler: DictConfig | None = None,
+        head_lr: float | None = None,
+        chunk_size: int = 50,
+        n_action_steps: int = 50,
+        max_state_dim: int = 32,
+        max_action_dim: int = 32,
+        tokenizer_max_length: int = 48,
+        loss: str = "masked",
+        rename_map: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            optimizer,
+            scheduler,
+            head_lr,
+            backbone_attr="vlm",  # head_lr goes to the expert and projections, not the VLM
+            loss=loss,
+            rename_map=rename_map,
+            use_imagenet_stats=False,  # SmolVLA does not normalise images (IDENTITY)
+        )
+        self.save_hyperparameters(logger=False)
+        self.backbone_cfg = plain_dict(backbone)
+        self.head_cfg = plain_dict(head)
+        self.finetune_cfg = plain_dict(finetune)
+        self.chunk_size = chunk_size
+        self.policy_options = {
+            "chunk_size": chunk_size,
+            "n_action_steps": n_action_steps,
+            "max_state_dim": max_state_dim,
+            "max_action_dim": max_action_dim,
+            "tokenizer_max_length": tokenizer_max_length,
+            **self._finetune_flags(),
+        }
+        self.vlm_dir: Path | None = None
+
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        return [0]
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(self.chunk_size))
+
+    def _finetune_flags(self) -> dict:
+        mode = self.finetune_cfg.get("mode")
+        if mode not in ("full", "frozen", "lora"):
+            raise ValueError(f"Unknown finetune mode {mode!r} for SmolVLA; use full/frozen/lora.")
+        return {
+            # frozen is LeRobot's expert-only training; lora freezes the VLM through peft.
+            "train_expert_only": mode == "frozen",
+            "freeze_vision_encoder": mode != "full" or not self.finetune_cfg.get("train_vision"),
+        }
+
+    # ---- building ----------------------------------------------------------------------------
+    def make_config(self, inputs: dict, outputs: dict):
+        backbone = self.backbone_cfg
+        if backbone.get("pretrained_policy"):
+            config = lr.PreTrainedConfig.from_pretrained(backbone["pretrained_policy"])
+            if not isinstance(config, lr.SmolVLAConfig):
+                raise ValueError(
+                    f"backbone.pretrained_policy={backbone['pretrained_policy']!r} is a "
+                    f"{type(config).__name__}, not a SmolVLA policy."
+                )
+            # The pretrained policy fixes its cameras; the dataset's map onto them (rename_map).
+            cameras = {k: f for k, f in config.input_features.items() if k != ft.STATE}
+            config.input_features = {**cameras, ft.STATE: inputs[ft.STATE]}
+            config.output_features = outputs
+            for key, value in self.policy_options.items():
+                setattr(config, key, value)
+            config.device = "cpu"
+        else:
+            config = lr.SmolVLAConfig(
+                input_features=inputs,
+                output_features=outputs,
+                device="cpu",
+                vlm_model_name=backbone["vlm_model_name"],
+                load_vlm_weights=backbone["load_vlm_weights"],
+                num_vlm_layers=backbone["num_vlm_layers"],
+                resize_imgs_with_padding=tuple(backbone["resize_imgs_with_padding"]),
+                **self.head_cfg,
+                **self.policy_options,
+            )
+        if backbone.get("tiny"):
+            self.vlm_dir = build_tiny_smolvlm(backbone["cache_dir"])
+        else:
+            self.vlm_dir = resolve_vlm_dir(config.vlm_model_name, config.load_vlm_weights)
+        config.vlm_model_name = str(self.vlm_dir)
+        return config
+
+    def make_policy(self, config):
+        pretrained = self.backbone_cfg.get("pretrained_policy")
+        if pretrained:
+            return lr.SmolVLAPolicy.from_pretrained(pretrained, config=config)
+        return lr.SmolVLAPolicy(config)
+
+    def restore_config(self, config, payload: dict):
+        # Config and tokenizer files from the checkpoint, weights from its state_dict: offline.
+        self.vlm_dir = unpack_dir_files(
+            payload["vlm_files"], self.backbone_cfg["cache_dir"], prefix="smolvlm"
+        )
+        config.vlm_model_name = str(self.vlm_dir)
+        config.load_vlm_weights = False
+        config.device = "cpu"
+        return config
+
+    def extra_checkpoint_payload(self) -> dict:
+        payload = super().extra_checkpoint_payload()
+        if self.vlm_dir is not None:
+            payload["vlm_files"] = pack_dir_files(self.vlm_dir)
+        return payload
+
+    def apply_finetune(self) -> None:
+        mode = self.finetune_cfg["mode"]
+        if mode == "lora":
+            apply_finetune(
+                self,
+                backbone_attr=VLM_ATTR,
+                mode="lora",
+                lora=self.finetune_cfg.get("lora") or {},
+                train_vision=False,
+            )
+            # apply_finetune trains everything outside the VLM; keep LeRobot's frozen state_proj.
+            for param in self.policy.model.state_proj.parameters():
+                param.requires_grad_(self.policy.config.train_state_proj)
+        counts = count_parameters(self.policy)
+        log.info(
+            "SmolVLA (%s): %d of %d parameters trainable.",
+            mode,
+            counts["trainable"],
+            counts["total"],
+        )
+
+    def masked_loss(self, batch: dict):
+        return smolvla_masked_loss(self.policy, batch)

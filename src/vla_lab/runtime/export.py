@@ -1,0 +1,117 @@
+"""Export a trained checkpoint to a deployable directory.
+
+    python -m vla_lab.runtime.export ckpt_path=<ckpt> format=lerobot out=<dir>
+
+`format=lerobot` writes what `lerobot-record --policy.path=<dir>` loads: `config.json` and
+`model.safetensors` (`policy.save_pretrained`), the pre/post processor files
+(`save_pretrained` of each) and, for SmolVLA, the VLM's config and tokenizer files under
+`<dir>/vlm` (the exported config's `vlm_model_name` points there, by absolute path, so move the
+directory with its config edited or re-export it). `ACTPolicy.from_pretrained(dir)` /
+`SmolVLAPolicy.from_pretrained(dir)` and `make_pre_post_processors(policy.config,
+pretrained_path=dir)` then load it offline and act as our module does.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from vla_lab.models.backbones.files import WEIGHT_SUFFIXES, build_dir_atomically
+from vla_lab.models.lerobot_policy import LeRobotPolicyModule
+from vla_lab.runtime.checkpoint import load_module
+from vla_lab.utils.logging import get_logger
+
+log = get_logger(__name__)
+
+FORMATS = ("lerobot",)
+VLM_SUBDIR = "vlm"
+
+
+def export(ckpt_path: str | Path, out: str | Path, format: str = "lerobot") -> Path:
+    """Write `ckpt_path` as a `format` directory at `out` (atomically: all of it or nothing)."""
+    if format not in FORMATS:
+        raise ValueError(
+            f"Export format {format!r} is not yet supported; supported: {', '.join(FORMATS)}."
+        )
+    final = Path(out).expanduser().resolve()
+    if final.exists():
+        raise FileExistsError(f"Export target {final} exists; remove it or pick another out=.")
+    module = load_module(ckpt_path)
+    if not isinstance(module, LeRobotPolicyModule):
+        raise ValueError(
+            f"format=lerobot exports LeRobot policies (model=act, model=smolvla); {ckpt_path} "
+            f"holds a {type(module).__name__}."
+        )
+    build_dir_atomically(final, lambda tmp: write_lerobot_dir(module, tmp, final))
+    log.info("Exported %s to %s", ckpt_path, final)
+    return final
+
+
+def write_lerobot_dir(module: LeRobotPolicyModule, directory: Path, final: Path) -> None:
+    """Write `module`'s policy and processors into `directory`, to be read back from `final`."""
+    policy = merged_policy(module.policy)
+    config = copy.deepcopy(policy.config)
+    vlm_dir = getattr(module, "vlm_dir", None)
+    if vlm_dir is not None:
+        # The VLM's weights are in model.safetensors; only its config and tokenizer travel.
+        (directory / VLM_SUBDIR).mkdir()
+        for path in Path(vlm_dir).iterdir():
+            if path.is_file() and not path.name.endswith(WEIGHT_SUFFIXES):
+                shutil.copy(path, directory / VLM_SUBDIR / path.name)
+        config.vlm_model_name = str(final / VLM_SUBDIR)
+        config.load_vlm_weights = False
+    policy.config = config
+    policy.save_pretrained(directory)
+    module.preprocessor.save_pretrained(directory)
+    module.postprocessor.save_pretrained(directory)
+    if vlm_dir is not None:
+        _point_tokenizer_at(directory, str(final / VLM_SUBDIR))
+
+
+def merged_policy(policy):
+    """A copy of `policy` with LoRA adapters merged into their base layers, so plain LeRobot (which
+    knows nothing of peft) loads its state_dict; `policy` itself is untouched."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    policy = copy.deepcopy(policy)
+    adapted = [(n, m) for n, m in policy.named_modules() if isinstance(m, BaseTunerLayer)]
+    for name, layer in adapted:
+        layer.merge()
+        parent_name, _, child = name.rpartition(".")
+        setattr(policy.get_submodule(parent_name), child, layer.get_base_layer())
+    return policy
+
+
+def _point_tokenizer_at(directory: Path, vlm_dir: str) -> None:
+    """The tokenizer step stores the VLM directory it was built from: point it at the export."""
+    for path in directory.glob("*.json"):
+        data = json.loads(path.read_text())
+        steps = data.get("steps") if isinstance(data, dict) else None
+        if not steps:
+            continue
+        for step in steps:
+            if "tokenizer_name" in step.get("config", {}):
+                step["config"]["tokenizer_name"] = vlm_dir
+        path.write_text(json.dumps(data, indent=2))
+
+
+def main(argv: list[str]) -> None:
+    args = dict(arg.split("=", 1) for arg in argv if "=" in arg)
+    unknown = set(args) - {"ckpt_path", "out", "format"} or [a for a in argv if "=" not in a]
+    if unknown or not {"ckpt_path", "out"} <= set(args):
+        raise SystemExit(
+            "usage: python -m vla_lab.runtime.export ckpt_path=<ckpt> out=<dir> "
+            f"[format={'|'.join(FORMATS)}]"
+            + (f"; unknown arguments {sorted(unknown)}" if unknown else "")
+        )
+    export(args["ckpt_path"], args["out"], args.get("format", "lerobot"))
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO)
+    main(sys.argv[1:])
