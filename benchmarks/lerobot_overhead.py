@@ -20,6 +20,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 
+from vla_lab.data import datamodule_for
 from vla_lab.utils.config import compose_config
 
 EXPERIMENTS = ["roarm_act_demo", "roarm_smolvla_demo"]
@@ -46,12 +47,7 @@ def build(experiment: str, batches: int):
     cfg = compose_config([f"experiment={experiment}", "hardware.num_workers=0"])
     pl.seed_everything(0)
     module = instantiate(cfg.model)
-    datamodule = instantiate(
-        cfg.data,
-        observation_delta_indices=module.observation_delta_indices,
-        action_delta_indices=module.action_delta_indices,
-    )
-    datamodule.setup("fit")
+    datamodule = datamodule_for(cfg.data, module)
     module.attach_dataset(datamodule.features, datamodule.stats)
     loader = datamodule.train_dataloader()
     data = []

@@ -121,3 +121,12 @@ def test_guide_layout_episodes_train_the_action_type_head(make_cfg, tmp_path: Pa
     cfg = make_cfg(["data=mobile_vla_h5", f"data.source.root={root}", *FAST, "debug=fdr"])
     metrics = train(cfg)
     assert "val/action_type_loss" in metrics and 0.0 <= metrics["val/action_type_acc"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("experiment", "epochs"),
+    [("roarm_smolvla_demo", 8), pytest.param("roarm_act_demo", 15, marks=pytest.mark.slow)],
+)
+def test_roarm_demo_learns_to_beat_the_mean_action_baseline(make_cfg, experiment, epochs) -> None:
+    metrics = train(make_cfg([f"experiment={experiment}", f"trainer.max_epochs={epochs}"]))
+    assert metrics["val/mae"] < 0.6 * metrics["val/baseline_mae"], metrics

@@ -8,7 +8,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 
-from vla_lab.runtime.checkpoint import checkpoint_config, datamodule_for, load_module
+from vla_lab.data import datamodule_for
+from vla_lab.runtime.checkpoint import checkpoint_config, load_module
 from vla_lab.utils.logging import get_logger
 from vla_lab.utils.run import final_metrics, write_metrics
 
@@ -21,7 +22,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
     module = load_module(cfg.ckpt_path)
     data_cfg = cfg.data if cfg.get("data") else checkpoint_config(cfg.ckpt_path).data
-    datamodule = datamodule_for(module, data_cfg)
+    datamodule = datamodule_for(data_cfg, module)
     trainer = pl.Trainer(
         accelerator=cfg.hardware.accelerator,
         devices=1,

@@ -9,7 +9,8 @@ import torch
 from omegaconf import DictConfig
 
 from vla_lab import features as ft
-from vla_lab.runtime.checkpoint import checkpoint_config, datamodule_for, load_module
+from vla_lab.data import datamodule_for
+from vla_lab.runtime.checkpoint import checkpoint_config, load_module
 from vla_lab.utils.io import atomic_write
 from vla_lab.utils.logging import get_logger
 
@@ -22,7 +23,7 @@ def infer(cfg: DictConfig) -> Path:
     output_dir = Path(cfg.paths.output_dir)
     module = load_module(cfg.ckpt_path)
     data_cfg = cfg.data if cfg.get("data") else checkpoint_config(cfg.ckpt_path).data
-    datamodule = datamodule_for(module, data_cfg)
+    datamodule = datamodule_for(data_cfg, module)
     now = module.action_delta_indices.index(0)
     rows = []
     for batch in datamodule.dataloader(cfg.split):

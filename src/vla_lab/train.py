@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vla_lab.data import datamodule_for
 from vla_lab.models.module import NONFINITE_POLICIES
 from vla_lab.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from vla_lab.utils.io import atomic_write_text
@@ -27,12 +28,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     pl.seed_everything(cfg.seed, workers=True)
 
     model = instantiate(cfg.model)
-    datamodule = instantiate(
-        cfg.data,
-        observation_delta_indices=model.observation_delta_indices,
-        action_delta_indices=model.action_delta_indices,
-    )
-    datamodule.setup("fit")
+    datamodule = datamodule_for(cfg.data, model)
     model.attach_dataset(features=datamodule.features, stats=datamodule.stats)
     model.run_config = _resolved_container(cfg)
     model.nonfinite_loss = _choice(cfg.nonfinite_loss, NONFINITE_POLICIES, "nonfinite_loss")

@@ -5,10 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
 from torch.utils.data import Dataset
 
 from vla_lab.utils.config import compose_config
+
+
+def datamodule_for(data_cfg: DictConfig, model: Any):
+    """The datamodule of `data_cfg`, set up to serve exactly the frames `model` asks for.
+
+    `model` is anything with `observation_delta_indices` and `action_delta_indices`.
+    """
+    datamodule = instantiate(
+        data_cfg,
+        observation_delta_indices=model.observation_delta_indices,
+        action_delta_indices=model.action_delta_indices,
+    )
+    datamodule.setup("fit")
+    return datamodule
 
 
 def load_datamodule(name: str, overrides: list[str] | None = None, **kwargs: Any):

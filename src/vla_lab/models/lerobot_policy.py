@@ -28,9 +28,6 @@ from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-# torchvision's ImageNet statistics, what lerobot-train puts on cameras (use_imagenet_stats=True).
-IMAGENET_STATS = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
-
 
 def plain_dict(node) -> dict:
     """A config node (DictConfig or dict) as a plain dict, interpolations resolved."""
@@ -74,7 +71,7 @@ def lerobot_stats(
     out: dict[str, dict[str, np.ndarray]] = {}
     for key in keys:
         is_camera = key.startswith(ft.IMAGE_PREFIX)
-        values = IMAGENET_STATS if is_camera and use_imagenet_stats else stats.get(key)
+        values = lr.IMAGENET_STATS if is_camera and use_imagenet_stats else stats.get(key)
         if values is None:
             continue
         arrays = {name: np.asarray(v, dtype=np.float32) for name, v in values.items()}

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.models.backbones.files import pack_dir_files, unpack_dir_files
+from vla_lab.models.backbones.hub import local_or_hub_dir
 from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
 from vla_lab.models.finetune import apply_finetune, count_parameters
 from vla_lab.models.lerobot_loss import smolvla_masked_loss
@@ -27,24 +28,6 @@ log = get_logger(__name__)
 VLM_ATTR = "policy.model.vlm_with_expert.vlm"  # SmolVLMForConditionalGeneration; `.model` holds
 # `text_model` and `vision_model`, the scopes apply_finetune expects.
 OFFLINE_HINT = "Offline use a local directory, or the tiny VLM: `backbone=smolvlm_tiny`."
-
-
-def resolve_vlm_dir(name: str, with_weights: bool) -> Path:
-    """A VLM's local directory: `name` itself, or its hub snapshot (config/tokenizer files, plus
-    weights when SmolVLA loads them)."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    from huggingface_hub import snapshot_download
-
-    patterns = ["*.json", "*.txt", "*.jinja"] + (["*.safetensors"] if with_weights else [])
-    try:
-        return Path(snapshot_download(repo_id=name, allow_patterns=patterns))
-    except Exception as err:  # hub errors come in many types; all mean "not loadable here"
-        raise OSError(
-            f"Cannot load the SmolVLA VLM {name!r}: it is not a local directory and the HF hub "
-            f"could not provide it ({type(err).__name__}: {err}). {OFFLINE_HINT}"
-        ) from err
 
 
 class SmolVLAModule(LeRobotPolicyModule):
@@ -142,7 +125,13 @@ class SmolVLAModule(LeRobotPolicyModule):
         if backbone.get("tiny"):
             self.vlm_dir = build_tiny_smolvlm(backbone["cache_dir"])
         else:
-            self.vlm_dir = resolve_vlm_dir(config.vlm_model_name, config.load_vlm_weights)
+            self.vlm_dir = local_or_hub_dir(
+                config.vlm_model_name,
+                ["*.json", "*.txt", "*.jinja"]
+                + (["*.safetensors"] if config.load_vlm_weights else []),
+                what="SmolVLA VLM",
+                hint=OFFLINE_HINT,
+            )
         config.vlm_model_name = str(self.vlm_dir)
         return config
 

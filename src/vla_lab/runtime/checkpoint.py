@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from vla_lab.models.module import CHECKPOINT_KEY, VLAModule
@@ -29,14 +29,3 @@ def load_module(ckpt_path: str | Path, map_location: str = "cpu") -> VLAModule:
     module_class = get_class(cfg.model._target_)
     module = module_class.load_from_checkpoint(str(ckpt_path), map_location=map_location)
     return module.eval()
-
-
-def datamodule_for(module: VLAModule, data_cfg: DictConfig):
-    """A datamodule serving exactly the frames and features `module` was trained on."""
-    datamodule = instantiate(
-        data_cfg,
-        observation_delta_indices=module.observation_delta_indices,
-        action_delta_indices=module.action_delta_indices,
-    )
-    datamodule.setup("validate")
-    return datamodule

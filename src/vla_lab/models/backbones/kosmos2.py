@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vla_lab.models.backbones.files import pack_dir_files, unpack_dir_files
+from vla_lab.models.backbones.hub import local_or_hub_dir
 from vla_lab.models.backbones.kosmos2_tiny import build_tiny_kosmos2
 
 log = logging.getLogger(__name__)
@@ -26,27 +27,6 @@ OFFLINE_HINT = (
     "Offline you need a local directory with config.json and the processor files "
     "(+ weights), or the tiny model: `backbone=kosmos2_tiny`."
 )
-
-
-def _resolve_pretrained_dir(pretrained: str, load_weights: bool) -> Path:
-    """A local dir as is; a hub id through the HF cache (or a download where there is network)."""
-    path = Path(pretrained).expanduser()
-    if path.is_dir():
-        return path
-    if pretrained.startswith((".", "/", "~")) or pretrained.count("/") > 1:  # a path, not a hub id
-        raise FileNotFoundError(
-            f"Kosmos-2 pretrained {pretrained!r} is not a directory. {OFFLINE_HINT}"
-        )
-    from huggingface_hub import snapshot_download
-
-    patterns = ["*.json", "*.model", "*.txt"] + (["*.safetensors"] if load_weights else [])
-    try:
-        return Path(snapshot_download(repo_id=pretrained, allow_patterns=patterns))
-    except Exception as err:  # hub errors come in many types; all mean "not loadable here"
-        raise OSError(
-            f"Cannot load Kosmos-2 pretrained {pretrained!r}: it is not a local directory and the "
-            f"HF hub could not provide it ({type(err).__name__}: {err}). {OFFLINE_HINT}"
-        ) from err
 
 
 class Kosmos2Backbone(nn.Module):
@@ -75,7 +55,12 @@ class Kosmos2Backbone(nn.Module):
         self.pretrained_dir = (
             build_tiny_kosmos2(cache_dir)
             if tiny
-            else _resolve_pretrained_dir(pretrained, load_weights)
+            else local_or_hub_dir(
+                pretrained,
+                ["*.json", "*.model", "*.txt"] + (["*.safetensors"] if load_weights else []),
+                what="Kosmos-2 pretrained",
+                hint=OFFLINE_HINT,
+            )
         )
         self.prompt = prompt
         self.max_text_tokens = max_text_tokens

@@ -13,52 +13,26 @@ from pathlib import Path
 import torch
 
 from vla_lab.models.backbones.files import build_dir_atomically
+from vla_lab.models.backbones.tiny_tokenizer import train_bpe
 
 log = logging.getLogger(__name__)
 
 # Bump TINY_VERSION when the recipe changes, so stale caches are not reused.
-TINY_VERSION = 3
+TINY_VERSION = 4
 TINY_DIR_NAME = f"kosmos2_tiny_v{TINY_VERSION}"
 IMAGE_SIZE = 64
 LATENT_QUERY_NUM = 64  # the processor's default image-token count; both must agree
 NUM_PATCH_INDEX_TOKENS = 16
-BPE_VOCAB_SIZE = 400
 SEED = 0
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R order: bos 0, pad 1, eos 2
-
-# Words the tiny language model should know: the navigation instructions of the synthetic data.
-_CORPUS = [
-    "An image of a robot",
-    "Navigate around the box on the left",
-    "Navigate around the box on the right",
-    "Navigate around the two boxes on the left",
-    "Navigate around the two boxes on the right",
-    "Navigate to the box",
-    "Navigate to the target and stop",
-    "Go left, then right, then straight ahead",
-    "Turn left. Turn right. Move forward. Move backward. Stop.",
-    "one box, two boxes, three boxes, four boxes",
-    "obstacle on the left side, obstacle on the right side, in the middle",
-    "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 32 45 64 90 100",
-    "a robot in a room with a red box, a blue box and a green box",
-]
 
 
 def _train_tokenizer():
     """A byte-level BPE with XLM-R special tokens, wrapped as the fast tokenizer Kosmos-2 uses."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import processors
     from transformers import XLMRobertaTokenizerFast
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=BPE_VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    bpe = train_bpe(SPECIAL_TOKENS, add_prefix_space=True)
     bos, eos = bpe.token_to_id("<s>"), bpe.token_to_id("</s>")
     bpe.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",

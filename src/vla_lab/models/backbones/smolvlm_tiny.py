@@ -16,16 +16,16 @@ from pathlib import Path
 import torch
 
 from vla_lab.models.backbones.files import build_dir_atomically
+from vla_lab.models.backbones.tiny_tokenizer import train_bpe
 
 log = logging.getLogger(__name__)
 
 # Bump TINY_VERSION when the recipe changes, so stale caches are not reused.
-TINY_VERSION = 1
+TINY_VERSION = 2
 TINY_DIR_NAME = f"smolvlm_tiny_v{TINY_VERSION}"
 IMAGE_SIZE = 32  # SmolVLA resizes (with padding) to this: set resize_imgs_with_padding to match
 PATCH_SIZE = 8
 SCALE_FACTOR = 2  # pixel shuffle: (32 / 8)^2 / 2^2 = 4 image tokens
-BPE_VOCAB_SIZE = 400
 SEED = 0
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<pad>", "<unk>"]
 IMAGE_TOKENS = {
@@ -35,36 +35,12 @@ IMAGE_TOKENS = {
     "end_of_utterance_token": "<end_of_utterance>",
 }
 
-# Words the tiny language model should know: the instructions of the synthetic datasets.
-_CORPUS = [
-    "Pick up the cube and place it in the box",
-    "Move the arm to the left. Move the arm to the right.",
-    "Push the red block, the blue block, the green block",
-    "Navigate around the box on the left",
-    "Navigate around the box on the right",
-    "Navigate around the two boxes on the left",
-    "Navigate to the target and stop",
-    "Turn left. Turn right. Move forward. Move backward. Stop.",
-    "0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 32 45 64 90 100",
-    "a robot arm on a table with a red cube, a blue cube and a green cube",
-]
-
 
 def _train_tokenizer():
     """A byte-level BPE fast tokenizer holding SmolVLM's special image tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=BPE_VOCAB_SIZE,
-        special_tokens=SPECIAL_TOKENS + list(IMAGE_TOKENS.values()),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    bpe = train_bpe(SPECIAL_TOKENS + list(IMAGE_TOKENS.values()), add_prefix_space=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe,
         bos_token="<|im_start|>",
