@@ -65,3 +65,22 @@ def test_preview_cli_prints_stats_and_writes_a_png(shared_dirs, tmp_path: Path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "action.mean" in result.stdout
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_evaluate_cli_writes_metrics_into_its_own_run_dir(checkpoint: Path, tmp_path: Path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT_ROOT / "evaluate.py"),
+            f"ckpt_path={checkpoint}",
+            f"paths.log_dir={tmp_path / 'outputs'}",
+            "hardware.num_workers=0",
+            "run_name=eval1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "outputs" / "evaluate" / "eval1" / "metrics.json").read_text())
+    assert metrics["val/mae"] >= 0.0

@@ -130,3 +130,9 @@ def test_guide_layout_episodes_train_the_action_type_head(make_cfg, tmp_path: Pa
 def test_roarm_demo_learns_to_beat_the_mean_action_baseline(make_cfg, experiment, epochs) -> None:
     metrics = train(make_cfg([f"experiment={experiment}", f"trainer.max_epochs={epochs}"]))
     assert metrics["val/mae"] < 0.6 * metrics["val/baseline_mae"], metrics
+
+
+def test_incompatible_model_and_dataset_fail_at_start_up_naming_the_feature(make_cfg) -> None:
+    cfg = make_cfg([*FAST, "debug=fdr", "model.camera=wrist"])
+    with pytest.raises(ValueError, match=r"needs features \['observation.images.wrist'\]"):
+        train(cfg)
