@@ -4,9 +4,10 @@ Both sides train the same LeRobot policy (ACT, tiny SmolVLA), built the same way
 experiment, on the same pre-collated batches of `lerobot_synthetic` (so data loading cancels
 out), with the same optimizer and gradient clipping. The plain loop is lerobot-train's core:
 preprocessor -> policy.forward -> backward -> clip -> step. Our side is `trainer.fit` with the
-module's default masked loss. Ratio = ours / plain; the target is <= 1.05.
+module's default masked loss (`--loss lerobot`: LeRobot's own, for a like-for-like loss).
+Ratio = ours / plain; the target is <= 1.05.
 
-    python benchmarks/lerobot_overhead.py [--steps 30] [--repeats 3]
+    python benchmarks/lerobot_overhead.py [--steps 30] [--repeats 3] [--loss masked|lerobot]
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ class StepTimer(pl.Callback):
         self.end = time.perf_counter()
 
 
-def build(experiment: str, batches: int):
+def build(experiment: str, batches: int, loss: str):
     """The experiment's module (policy built on the data) and `batches` collated batches."""
-    cfg = compose_config([f"experiment={experiment}", "hardware.num_workers=0"])
+    cfg = compose_config(
+        [f"experiment={experiment}", "hardware.num_workers=0", f"model.loss={loss}"]
+    )
     pl.seed_everything(0)
     module = instantiate(cfg.model)
     datamodule = datamodule_for(cfg.data, module)
@@ -97,13 +100,19 @@ def main() -> None:
     parser.add_argument("--experiments", nargs="+", default=EXPERIMENTS)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--loss",
+        default="masked",
+        choices=["masked", "lerobot"],
+        help="our module's loss; lerobot computes exactly what the plain loop computes",
+    )
     args = parser.parse_args()
     for experiment in args.experiments:
         plain, ours = [], []
         for _ in range(args.repeats):  # interleaved, so machine load hits both sides alike
-            cfg, module, data = build(experiment, args.steps + WARMUP_STEPS)
+            cfg, module, data = build(experiment, args.steps + WARMUP_STEPS, args.loss)
             plain.append(plain_loop(cfg, module, data))
-            cfg, module, data = build(experiment, args.steps + WARMUP_STEPS)
+            cfg, module, data = build(experiment, args.steps + WARMUP_STEPS, args.loss)
             ours.append(lightning_fit(cfg, module, data))
         p, o = statistics.median(plain), statistics.median(ours)
         print(
