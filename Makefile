@@ -10,9 +10,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock
+$(UV):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "uv==0.13.8"
+
+$(STAMP): pyproject.toml requirements.lock $(UV)
 	$(UV) pip install --python $(PY) -r requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
@@ -34,7 +36,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 # Re-pin the whole dependency tree after editing pyproject.toml.
-lock: setup
+lock: $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 

@@ -1,12 +1,17 @@
 """Train a VLA policy: `python train.py experiment=<name> [group=option ...] [key=value ...]`.
 
-Thin Hydra entry point; the work is in `vla_lab.train.train`.
+Thin Hydra entry point; the work is in `vla_lab.train.train`. In a multirun (`-m`) a failed job is
+logged and the sweep goes on. Ranks > 0 of a multi-process launch (Lightning's DDP launcher, srun,
+torchrun) share rank 0's run dir and write nothing in it: no `.hydra/`, no `train.log`.
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from vla_lab.utils.config import set_project_root_env
+from vla_lab.utils.run import SECONDARY_RANK_OVERRIDES, is_secondary_rank, run_sweep_job
 
 set_project_root_env()
 
@@ -15,8 +20,10 @@ set_project_root_env()
 def main(cfg: DictConfig) -> float | None:
     from vla_lab.train import metric_for_sweeper, train
 
-    return metric_for_sweeper(train(cfg), cfg.get("optimized_metric"))
+    return run_sweep_job(lambda: metric_for_sweeper(train(cfg), cfg.get("optimized_metric")))
 
 
 if __name__ == "__main__":
+    if is_secondary_rank():
+        sys.argv += SECONDARY_RANK_OVERRIDES
     main()

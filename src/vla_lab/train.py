@@ -14,7 +14,13 @@ from vla_lab.models.module import NONFINITE_POLICIES
 from vla_lab.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from vla_lab.utils.io import atomic_write_text
 from vla_lab.utils.logging import get_logger, print_config_tree
-from vla_lab.utils.run import check_output_dir, checkpoint_to_resume, final_metrics, write_metrics
+from vla_lab.utils.run import (
+    check_output_dir,
+    checkpoint_to_resume,
+    effective_batch_size,
+    final_metrics,
+    write_metrics,
+)
 
 log = get_logger(__name__)
 
@@ -40,8 +46,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         check_output_dir(output_dir, model, keep=cfg.callbacks.model_checkpoint.save_top_k + 2)
         _write_run_files(cfg, output_dir, datamodule)
+        batch = effective_batch_size(trainer, cfg.hardware.batch_size)
+        log.info("Effective batch size: %d samples per optimizer step", batch)
         for logger in loggers:
-            logger.log_hyperparams({**model.parameter_counts(), "seed": cfg.seed})
+            logger.log_hyperparams(
+                {**model.parameter_counts(), "seed": cfg.seed, "effective_batch_size": batch}
+            )
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint_to_resume(cfg, output_dir))

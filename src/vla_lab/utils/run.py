@@ -1,14 +1,19 @@
-"""The run directory: where to resume from and the files a finished run leaves behind."""
+"""The run directory: where to resume from, which process writes it, what a finished run leaves."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from vla_lab.utils.io import atomic_write_text
@@ -17,10 +22,33 @@ from vla_lab.utils.logging import get_logger
 log = get_logger(__name__)
 
 RESUME_MODES = ("never", "auto")
+# Set to a process's rank by torchrun, Lightning's DDP launcher (LOCAL_RANK, NODE_RANK) and srun.
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+# Hydra overrides for ranks > 0: share rank 0's run dir without writing `.hydra/` or `train.log`.
+SECONDARY_RANK_OVERRIDES = (
+    "hydra.output_subdir=null",
+    "hydra.job_logging.root.handlers=[console]",
+    "~hydra.job_logging.handlers.file",
+)
+
+
+def is_secondary_rank() -> bool:
+    """True in the extra processes of a multi-process launch (read before Hydra or Lightning)."""
+    return any(os.environ.get(name, "0") != "0" for name in _RANK_VARIABLES)
+
+
+def effective_batch_size(trainer: pl.Trainer, batch_size: int) -> int:
+    """Samples per optimizer step: per-process batch x devices x nodes x accumulation."""
+    return batch_size * trainer.world_size * trainer.accumulate_grad_batches
 
 
 def last_checkpoint(output_dir: str | Path) -> Path:
-    return Path(output_dir) / "checkpoints" / "last.ckpt"
+    """`checkpoints/last.ckpt` (every checkpoint callback keeps it current), or the checkpoint
+    Lightning saves on SLURM's requeue signal (`hpc_ckpt_<n>.ckpt`) when that one is newer."""
+    output_dir = Path(output_dir)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    existing = [*([last] if last.is_file() else []), *output_dir.glob("hpc_ckpt_*.ckpt")]
+    return max(existing, key=lambda path: path.stat().st_mtime) if existing else last
 
 
 def checkpoint_to_resume(cfg: DictConfig, output_dir: str | Path) -> str | None:
@@ -83,3 +111,36 @@ def write_metrics(metrics: dict[str, float], path: str | Path) -> None:
     """Write `metrics.json` atomically; non-finite values become null (valid JSON)."""
     clean = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
     atomic_write_text(path, json.dumps(clean, indent=2, sort_keys=True))
+
+
+def run_sweep_job(job: Callable[[], float | None]) -> float | None:
+    """Run `job` so that in a multirun its failure is logged and the other jobs go on.
+
+    A failed job returns the worst value for the sweeper's direction: the Optuna sweeper (1.2.0)
+    stops the whole sweep on None or nan (its `study.tell` rejects both) but records +-inf as a
+    completed, worst trial. Outside a multirun the exception propagates.
+    """
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return job()
+    try:
+        return job()
+    except Exception:
+        log.exception(
+            "Sweep job %s failed; the sweep goes on. Overrides: %s. Run dir: %s",
+            hydra_cfg.job.num,
+            " ".join(hydra_cfg.overrides.task),
+            hydra_cfg.runtime.output_dir,
+        )
+        maximize = str(hydra_cfg.sweeper.get("direction", "minimize")).lower() == "maximize"
+        return -math.inf if maximize else math.inf
+
+
+class SweepStorageDir(Callback):
+    """Create the folder of the sweeper's sqlite storage (`hydra.sweeper.storage`) before the
+    sweeper opens it: sqlite creates the database file but not its folder."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        storage = config.hydra.sweeper.get("storage") or ""
+        if storage.startswith("sqlite:///"):
+            Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,66 @@
+"""Sweeps from the command line: grids, failing jobs, Optuna studies that continue, submitit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+
+from vla_lab.utils.config import PROJECT_ROOT
+
+FAST = ["hardware.num_workers=0", "hardware.batch_size=4", "print_config=false", "debug=fdr"]
+
+
+def _sweep(shared_dirs, log_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "train.py"),
+        "-m",
+        f"paths.data_dir={shared_dirs['data_dir']}",
+        f"paths.cache_dir={shared_dirs['cache_dir']}",
+        f"paths.log_dir={log_dir}",
+        "run_name=sweep",
+        *FAST,
+        *overrides,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _job_dirs(log_dir: Path) -> list[str]:
+    sweep_dir = log_dir / "mobile_vla_demo" / "multirun" / "sweep"
+    return sorted(p.name for p in sweep_dir.glob("[0-9]"))
+
+
+def test_two_by_two_grid_runs_four_jobs(shared_dirs, tmp_path: Path) -> None:
+    _sweep(shared_dirs, tmp_path, "seed=1,2", "model.optimizer.lr=1e-4,3e-4")
+    assert _job_dirs(tmp_path) == ["0", "1", "2", "3"]
+
+
+def test_a_failing_job_is_logged_and_the_sweep_goes_on(shared_dirs, tmp_path: Path) -> None:
+    _sweep(shared_dirs, tmp_path, "nonfinite_loss=bogus,stop")
+    assert _job_dirs(tmp_path) == ["0", "1"]
+    job_log = (tmp_path / "mobile_vla_demo" / "multirun" / "sweep" / "0" / "train.log").read_text()
+    assert "Sweep job 0 failed" in job_log and "nonfinite_loss=bogus" in job_log
+
+
+def test_optuna_study_continues_when_the_command_is_run_again(shared_dirs, tmp_path: Path) -> None:
+    search = ["hparams_search=mobile_vla_optuna", "hydra.sweeper.sampler.n_startup_trials=1"]
+    _sweep(shared_dirs, tmp_path, *search, "hydra.sweeper.n_trials=2")
+    _sweep(shared_dirs, tmp_path, *search, "hydra.sweeper.n_trials=1")
+
+    storage = f"sqlite:///{tmp_path / 'mobile_vla_demo' / 'optuna.db'}"
+    study = optuna.load_study(study_name="mobile_vla_optuna", storage=storage)
+    states = [trial.state for trial in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE] * 3  # n_trials more on each run
+
+
+def test_submitit_local_launcher_runs_every_job(shared_dirs, tmp_path: Path) -> None:
+    _sweep(shared_dirs, tmp_path, "hydra/launcher=slurm_local", "seed=1,2")
+    assert _job_dirs(tmp_path) == ["0", "1"]
+    for job in ("0", "1"):
+        log = tmp_path / "mobile_vla_demo" / "multirun" / "sweep" / job / "train.log"
+        assert "Run dir:" in log.read_text()  # the job ran train() to the end
