@@ -114,3 +114,9 @@ def test_incompatible_model_and_dataset_fail_at_start_up_naming_the_feature(make
     cfg = make_cfg([*FAST, "debug=fdr", "model.camera=wrist"])
     with pytest.raises(ValueError, match=r"needs features \['observation.images.wrist'\]"):
         train(cfg)
+
+
+@pytest.mark.parametrize("experiment", ["roarm_act_demo", "roarm_smolvla_demo"])
+def test_lerobot_loss_mode_trains_and_validates(make_cfg, experiment: str) -> None:
+    metrics = train(make_cfg([f"experiment={experiment}", "model.loss=lerobot", *FAST, "debug=fdr"]))
+    assert "val/loss" in metrics

@@ -42,9 +42,24 @@ def masked_mean(per_element: torch.Tensor, batch: dict, action_dim: int) -> torc
 
 
 def lerobot_loss(policy, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Exactly `policy.forward(batch)` of LeRobot 0.4.4 on a preprocessed batch."""
+    """Exactly `policy.forward(batch)` of LeRobot 0.4.4 on a preprocessed batch.
+
+    One exception: in eval mode LeRobot's ACT with a VAE cannot run its `forward` (the KL term
+    needs the latent that only training computes; lerobot-train never validates). There the
+    loss is LeRobot's L1 term alone, computed as LeRobot computes it.
+    """
+    if not policy.training and getattr(policy.config, "use_vae", False):
+        inputs = dict(batch)
+        inputs[OBS_IMAGES] = [batch[key] for key in policy.config.image_features]
+        actions_hat, _ = policy.model(inputs)
+        is_real = ~batch[ACTION_IS_PAD].unsqueeze(-1)
+        l1_loss = (F.l1_loss(batch[ACTION], actions_hat, reduction="none") * is_real).mean()
+        return l1_loss, {"l1_loss": l1_loss.detach()}
     loss, info = policy.forward(batch)
-    terms = {k: torch.as_tensor(v) for k, v in info.items() if isinstance(v, int | float)}
+    # `info` repeats the total as "loss": the module logs that one as train/loss already.
+    terms = {
+        k: torch.as_tensor(v) for k, v in info.items() if k != "loss" and isinstance(v, int | float)
+    }
     return loss, terms
 
 
