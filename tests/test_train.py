@@ -118,5 +118,6 @@ def test_incompatible_model_and_dataset_fail_at_start_up_naming_the_feature(make
 
 @pytest.mark.parametrize("experiment", ["roarm_act_demo", "roarm_smolvla_demo"])
 def test_lerobot_loss_mode_trains_and_validates(make_cfg, experiment: str) -> None:
-    metrics = train(make_cfg([f"experiment={experiment}", "model.loss=lerobot", *FAST, "debug=fdr"]))
+    overrides = [f"experiment={experiment}", "model.loss=lerobot", *FAST, "debug=fdr"]
+    metrics = train(make_cfg(overrides))
     assert "val/loss" in metrics
