@@ -12,7 +12,7 @@ from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.models.finetune import count_parameters
 from vla_lab.models.lerobot_loss import act_masked_loss
-from vla_lab.models.lerobot_policy import LeRobotPolicyModule, plain_dict
+from vla_lab.models.lerobot_policy import LeRobotPolicyModule
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -44,39 +44,31 @@ class ACTModule(LeRobotPolicyModule):
         use_imagenet_stats: bool = True,
     ) -> None:
         super().__init__(
+            backbone,
+            head,
+            finetune,
             optimizer,
             scheduler,
             head_lr,
             backbone_attr="backbone",  # the ResNet: `policy.model.backbone`
+            chunk_size=chunk_size,
             loss=loss,
             rename_map=rename_map,
             use_imagenet_stats=use_imagenet_stats,
         )
         self.save_hyperparameters(logger=False)
-        self.backbone_cfg = plain_dict(backbone)
-        self.head_cfg = plain_dict(head)
-        self.finetune_cfg = plain_dict(finetune)
         if self.finetune_cfg.get("mode") not in ("full", "frozen"):
             raise ValueError(
                 f"finetune={self.finetune_cfg.get('mode')!r} does not apply to ACT: it has no "
                 "language model for LoRA adapters. Use finetune=full or finetune=frozen (ResNet "
                 "frozen, transformer trained)."
             )
-        self.chunk_size = chunk_size
         self.policy_options = {
             "chunk_size": chunk_size,
             "n_action_steps": n_action_steps,
             "kl_weight": kl_weight,
             "temporal_ensemble_coeff": temporal_ensemble_coeff,
         }
-
-    @property
-    def observation_delta_indices(self) -> list[int]:
-        return [0]
-
-    @property
-    def action_delta_indices(self) -> list[int]:
-        return list(range(self.chunk_size))
 
     def make_config(self, inputs: dict, outputs: dict):
         if not any(f.type == lr.FeatureType.VISUAL for f in inputs.values()):

@@ -108,15 +108,23 @@ class LeRobotPolicyModule(VLAModule):
 
     def __init__(
         self,
+        backbone: DictConfig,
+        head: DictConfig,
+        finetune: DictConfig,
         optimizer,
         scheduler=None,
         head_lr: float | None = None,
         backbone_attr: str = "backbone",
+        chunk_size: int = 50,
         loss: str = "masked",
         rename_map: dict[str, str] | None = None,
         use_imagenet_stats: bool = True,
     ) -> None:
         super().__init__(optimizer, scheduler, head_lr, backbone_attr)
+        self.backbone_cfg = plain_dict(backbone)
+        self.head_cfg = plain_dict(head)
+        self.finetune_cfg = plain_dict(finetune)
+        self.chunk_size = chunk_size
         self.loss_mode = check_loss_mode(loss)
         self.rename_map = {str(k): str(v) for k, v in (rename_map or {}).items()}
         self.use_imagenet_stats = use_imagenet_stats
@@ -125,6 +133,14 @@ class LeRobotPolicyModule(VLAModule):
         self.postprocessor = None
 
     required_features = [ft.ACTION]
+
+    @property
+    def observation_delta_indices(self) -> list[int]:
+        return [0]
+
+    @property
+    def action_delta_indices(self) -> list[int]:
+        return list(range(self.chunk_size))
 
     # ---- subclass hooks ----------------------------------------------------------------------
     def make_config(self, inputs: dict, outputs: dict):

@@ -20,7 +20,7 @@ from vla_lab.models.backbones.hub import local_or_hub_dir
 from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
 from vla_lab.models.finetune import apply_finetune, count_parameters
 from vla_lab.models.lerobot_loss import smolvla_masked_loss
-from vla_lab.models.lerobot_policy import LeRobotPolicyModule, plain_dict
+from vla_lab.models.lerobot_policy import LeRobotPolicyModule
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -52,19 +52,19 @@ class SmolVLAModule(LeRobotPolicyModule):
         rename_map: dict[str, str] | None = None,
     ) -> None:
         super().__init__(
+            backbone,
+            head,
+            finetune,
             optimizer,
             scheduler,
             head_lr,
             backbone_attr="vlm",  # head_lr goes to the expert and projections, not the VLM
+            chunk_size=chunk_size,
             loss=loss,
             rename_map=rename_map,
             use_imagenet_stats=False,  # SmolVLA does not normalise images (IDENTITY)
         )
         self.save_hyperparameters(logger=False)
-        self.backbone_cfg = plain_dict(backbone)
-        self.head_cfg = plain_dict(head)
-        self.finetune_cfg = plain_dict(finetune)
-        self.chunk_size = chunk_size
         self.policy_options = {
             "chunk_size": chunk_size,
             "n_action_steps": n_action_steps,
@@ -74,14 +74,6 @@ class SmolVLAModule(LeRobotPolicyModule):
             **self._finetune_flags(),
         }
         self.vlm_dir: Path | None = None
-
-    @property
-    def observation_delta_indices(self) -> list[int]:
-        return [0]
-
-    @property
-    def action_delta_indices(self) -> list[int]:
-        return list(range(self.chunk_size))
 
     def _finetune_flags(self) -> dict:
         mode = self.finetune_cfg.get("mode")
