@@ -20,6 +20,13 @@ TINY_BACKBONES = {"_act": "resnet18", "_smolvla": "smolvlm_tiny"}
 
 def offline(experiment: str) -> list[str]:
     backbone = next((b for part, b in TINY_BACKBONES.items() if part in experiment), None)
+    if experiment.startswith("av_"):  # driving: its own data, and small frames
+        return [
+            f"backbone={backbone}",
+            "data=av_synthetic",
+            "hardware=cpu",
+            "data.source.image_size=[64,96]",
+        ]
     return [f"backbone={backbone}", *OFFLINE[1:]] if backbone else OFFLINE
 
 

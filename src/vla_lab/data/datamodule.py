@@ -29,7 +29,9 @@ from vla_lab.features import ACTION, Feature, Stats, save_stats
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SPLIT = {"val_fraction": 0.2, "seed": 0, "stratify_by": "scenario"}
+# use_source: the dataset's own split (a source with `source_split(episodes)`, e.g. the
+# PhysicalAI-AV clip index) instead of a seeded one.
+DEFAULT_SPLIT = {"val_fraction": 0.2, "seed": 0, "stratify_by": "scenario", "use_source": False}
 SPLITS = ("train", "val", "all")
 
 
@@ -81,12 +83,15 @@ class VLADataModule(L.LightningDataModule):
         if self._is_setup:
             return
         episodes = sorted(self.source.episodes(), key=lambda e: str(e.path))
-        self.train_episodes, self.val_episodes = split_episodes(
-            episodes,
-            val_fraction=float(self.split_cfg["val_fraction"]),
-            seed=int(self.split_cfg["seed"]),
-            stratify_by=self.split_cfg["stratify_by"],
-        )
+        if self.split_cfg["use_source"]:
+            self.train_episodes, self.val_episodes = self._source_split(episodes)
+        else:
+            self.train_episodes, self.val_episodes = split_episodes(
+                episodes,
+                val_fraction=float(self.split_cfg["val_fraction"]),
+                seed=int(self.split_cfg["seed"]),
+                stratify_by=self.split_cfg["stratify_by"],
+            )
         self.features = dict(self.source.features())
         self.stats = self.source.compute_stats(self.train_episodes)
         self.split_summary = _summary(self.train_episodes, self.val_episodes, self.split_cfg)
@@ -98,6 +103,21 @@ class VLADataModule(L.LightningDataModule):
             "val": self._build(self.val_episodes, None),
         }
         self._is_setup = True
+
+    def _source_split(self, episodes: list) -> tuple[list, list]:
+        if not hasattr(self.source, "source_split"):
+            raise ValueError(
+                f"split.use_source=true, but {self.source!r} has no split of its own; set "
+                "data.split.use_source=false for a seeded split by episode."
+            )
+        train, val = self.source.source_split(episodes)
+        if not train or not val:
+            raise ValueError(
+                f"The source's own split of {self.source!r} gives {len(train)} train and "
+                f"{len(val)} val episodes; both must be non-empty. Set "
+                "data.split.use_source=false for a seeded split by episode."
+            )
+        return train, val
 
     def _build(self, episodes: list, transform: Any) -> Dataset:
         return self.source.dataset(

@@ -283,10 +283,6 @@ class LeRobotPolicyModule(VLAModule):
                 f"This checkpoint has no '{CHECKPOINT_KEY}.policy_config': it was not saved by "
                 f"{type(self).__name__} after attach_dataset, so the policy cannot be rebuilt."
             )
-        self.dataset_features = {
-            key: ft.Feature(f["dtype"], tuple(f["shape"]), tuple(f["names"] or ()) or None)
-            for key, f in payload["features"].items()
-        }
         config = decode_policy_config(payload["policy_config"])
         self._build(self.policy_class(self.restore_config(config, payload)))
         _load_steps_state(self.preprocessor, payload["processors"]["preprocessor"])

@@ -7,7 +7,8 @@ features it consumes (`required_features`), and implements `model_step` and
 - `train/loss`, `val/loss` and each loss term under `train/<term>`, `val/<term>`;
 - `val/mae`: mean absolute error of the first predicted action, in dataset units;
 - `val/baseline_mae`: the same for always predicting the train-split mean action;
-- `val/action_type_acc` when the dataset has action classes.
+- `val/action_type_acc` when the dataset has action classes;
+- model-specific metrics a subclass returns in `StepOutput.metrics` (driving: `val/ade`, ...).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class StepOutput:
 
     `first_action_pred`/`first_action_true` are (B, A) in dataset units: the action at the current
     frame (delta 0), predicted and true. `type_correct` is (N,) bool over the non-padded steps that
-    carry an action class, or None.
+    carry an action class, or None. `metrics` are model-specific per-sample values (B,) that
+    validation averages over the epoch under `val/<name>` (e.g. the driving model's ADE).
     """
 
     loss: torch.Tensor
@@ -49,6 +51,7 @@ class StepOutput:
     first_action_pred: torch.Tensor | None = None
     first_action_true: torch.Tensor | None = None
     type_correct: torch.Tensor | None = None
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class VLAModule(pl.LightningModule):
@@ -153,6 +156,8 @@ class VLAModule(pl.LightningModule):
             self.val_baseline_mae.update((baseline - true).abs().mean(-1))
             self.log("val/mae", self.val_mae, prog_bar=True, on_epoch=True)
             self.log("val/baseline_mae", self.val_baseline_mae, on_epoch=True)
+        for name, values in out.metrics.items():
+            self.log(f"val/{name}", values.float().mean(), batch_size=len(values), sync_dist=True)
         if out.type_correct is not None and out.type_correct.numel() > 0:
             self.val_action_type_acc.update(out.type_correct.float())
             self.log("val/action_type_acc", self.val_action_type_acc, on_epoch=True)
@@ -202,6 +207,11 @@ class VLAModule(pl.LightningModule):
         payload = checkpoint.get(CHECKPOINT_KEY, {})
         self.dataset_stats = payload.get("stats", self.dataset_stats)
         self.run_config = payload.get("config", self.run_config)
+        if "features" in payload:  # what the model was trained on: deployment checks against it
+            self.dataset_features = {
+                key: Feature(f["dtype"], tuple(f["shape"]), tuple(f["names"] or ()) or None)
+                for key, f in payload["features"].items()
+            }
 
     def extra_checkpoint_payload(self) -> dict:
         """Model-specific files a checkpoint must carry (e.g. the backbone's tokenizer)."""

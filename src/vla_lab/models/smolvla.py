@@ -115,7 +115,14 @@ class SmolVLAModule(LeRobotPolicyModule):
                 **self.policy_options,
             )
         if backbone.get("tiny"):
-            self.vlm_dir = build_tiny_smolvlm(backbone["cache_dir"])
+            size = int(backbone.get("tiny_image_size", 32))
+            resize = list(backbone.get("resize_imgs_with_padding") or [size, size])
+            if resize != [size, size]:
+                raise ValueError(
+                    f"backbone.resize_imgs_with_padding={resize} must be [{size}, {size}], the "
+                    "tiny VLM's backbone.tiny_image_size."
+                )
+            self.vlm_dir = build_tiny_smolvlm(backbone["cache_dir"], image_size=size)
         else:
             self.vlm_dir = local_or_hub_dir(
                 config.vlm_model_name,

@@ -53,7 +53,7 @@ def _train_tokenizer():
     )
 
 
-def _build(directory: Path) -> None:
+def _build(directory: Path, image_size: int = IMAGE_SIZE) -> None:
     from transformers import (
         SmolVLMConfig,
         SmolVLMForConditionalGeneration,
@@ -63,11 +63,11 @@ def _build(directory: Path) -> None:
     )
 
     tokenizer = _train_tokenizer()
-    image_seq_len = (IMAGE_SIZE // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
+    image_seq_len = (image_size // PATCH_SIZE) ** 2 // SCALE_FACTOR**2
     processor = SmolVLMProcessor(
         image_processor=SmolVLMImageProcessor(
-            size={"longest_edge": IMAGE_SIZE},
-            max_image_size={"longest_edge": IMAGE_SIZE},
+            size={"longest_edge": image_size},
+            max_image_size={"longest_edge": image_size},
             do_image_splitting=False,
         ),
         tokenizer=tokenizer,
@@ -97,7 +97,7 @@ def _build(directory: Path) -> None:
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=2,
-            image_size=IMAGE_SIZE,
+            image_size=image_size,
             patch_size=PATCH_SIZE,
         ),
     )
@@ -108,14 +108,19 @@ def _build(directory: Path) -> None:
     model.save_pretrained(directory)
 
 
-def build_tiny_smolvlm(cache_dir: str | Path) -> Path:
-    """``<cache_dir>/smolvlm_tiny_v<N>``, built the first time (atomically, offline).
+def build_tiny_smolvlm(cache_dir: str | Path, image_size: int = IMAGE_SIZE) -> Path:
+    """``<cache_dir>/smolvlm_tiny_v<N>[_<size>px]``, built the first time (atomically, offline).
 
     Pass it to SmolVLA as ``vlm_model_name``; with ``load_vlm_weights=True`` its seeded random
     weights are loaded, with False SmolVLA initialises the VLM itself from the config.
+    ``image_size`` (a multiple of 16) is the vision tower's input side: 32 (4 image tokens) by
+    default, more where a task needs finer detail (the driving demo reads a distant bend).
     """
-    final = Path(cache_dir) / TINY_DIR_NAME
+    if image_size % (PATCH_SIZE * SCALE_FACTOR):
+        raise ValueError(f"tiny SmolVLM image_size must be a multiple of 16, got {image_size}")
+    name = TINY_DIR_NAME if image_size == IMAGE_SIZE else f"{TINY_DIR_NAME}_{image_size}px"
+    final = Path(cache_dir) / name
     if (final / "config.json").is_file():
         return final
     log.info("Building a tiny offline SmolVLM in %s", final)
-    return build_dir_atomically(final, _build)
+    return build_dir_atomically(final, lambda directory: _build(directory, image_size))

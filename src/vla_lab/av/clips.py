@@ -1,0 +1,522 @@
+"""NVIDIA PhysicalAI-Autonomous-Vehicles clips (a local root in the released layout) as samples.
+
+One sample is one time t0 of one clip: the front wide frame at or before t0 (optionally a few
+earlier ones), the ego state, the command, and the 64-step ground-truth controls from the
+unicycle fit of the future poses (`vla_lab.av.unicycle`). Everything that can be wrong with a clip
+is found at scan time, before training: a missing chunk zip or member, a video shorter than its
+timestamps, non-finite poses, an egomotion gap of more than `max_gap_s` around t0, a t0 outside the
+1.6 s / 6.4 s margins, no command for the sample. Each bad clip is skipped with one warning naming
+it, and counted (`on_bad_clip: error` raises instead); an epoch never meets one.
+
+Ground truth (poses in the t0 frame, controls, v0) is computed once per clip, in one batched least
+squares, and cached under `cache_dir` (atomic writes), so later runs do no least squares; the
+DataLoader workers only decode frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vla_lab import features as ft
+from vla_lab.av import layout
+from vla_lab.av.commands import Commands
+from vla_lab.av.poses import US, EgoTrajectory, PoseWindowError, window_offsets_us
+from vla_lab.av.unicycle import UnicycleActionSpace
+from vla_lab.av.video import (
+    count_video_frames,
+    frame_index_at_or_before,
+    read_parquet_member,
+    read_timestamps,
+)
+from vla_lab.utils.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+CAMERA_KEY = ft.image_key("front_wide")
+FUTURE_XYZ = "trajectory.future_xyz"
+HISTORY_XYZ = "trajectory.history_xyz"
+HISTORY_ROT = "trajectory.history_rot"
+CLIP_ID = "clip_id"
+T0_US = "t0_us"
+STATE_NAMES = ("v0", "a0", "kappa0")
+T0_MODES = ("fixed", "stride")
+ON_BAD_CLIP = ("warn", "error")
+CACHE_VERSION = 1
+
+
+class BadClipError(ValueError):
+    """A clip that cannot give a sample (the message names the clip and the reason)."""
+
+
+@dataclass(frozen=True)
+class AVClip:
+    """One clip, the unit of the train/val split (`VLADataModule` calls them episodes)."""
+
+    clip_id: str
+    chunk: int
+    split: str
+    path: str
+    num_frames: int  # samples of this clip
+    scenario: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ClipSamples:
+    """A clip's samples, as arrays over its t0s (float32 poses in each t0 frame)."""
+
+    t0_us: np.ndarray  # (n,) int64
+    frame_index: np.ndarray  # (n, n_frames) int64, the frames served, the last at or before t0
+    hist_xyz: np.ndarray  # (n, 16, 3)
+    hist_rot: np.ndarray  # (n, 16, 3, 3)
+    fut_xyz: np.ndarray  # (n, 64, 3)
+    fut_rot: np.ndarray  # (n, 64, 3, 3)
+    action: np.ndarray  # (n, 64, 2) normalised [a, kappa]
+    state: np.ndarray  # (n, 3) v0, a0, kappa0
+    skipped: list[str]  # reasons samples of this clip were dropped
+    task: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.t0_us)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "t0_us": self.t0_us,
+            "frame_index": self.frame_index,
+            "hist_xyz": self.hist_xyz,
+            "hist_rot": self.hist_rot,
+            "fut_xyz": self.fut_xyz,
+            "fut_rot": self.fut_rot,
+            "action": self.action,
+            "state": self.state,
+        }
+
+
+class PhysicalAIAVClips:
+    """The sample source of `data=nvidia_av` (and `av_synthetic`); see the module docstring.
+
+    `t0_mode`: `fixed` (one sample per clip at `t0_s` after its start, AR1's 5.1 s) or `stride`
+    (every `t0_stride_s` between the margins). `frame_offsets_s`: the frames served, relative to
+    t0 (`[0.0]`; AR1's history is `[-0.3, -0.2, -0.1, 0.0]`). `state`: which of v0 (speed from
+    the history fit), a0 and kappa0 (acceleration and curvature over the last 0.5 s of history)
+    form `observation.state`. `synthetic`: `write_synthetic_av` arguments; the clips are written
+    to `root` on first use when it is missing.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        camera: str = layout.FRONT_WIDE,
+        image_size: Sequence[int] = (224, 224),
+        t0_mode: str = "fixed",
+        t0_s: float = 5.1,
+        t0_stride_s: float = 1.0,
+        history_margin_s: float = 1.6,
+        future_margin_s: float = 6.4,
+        n_history: int = 16,
+        frame_offsets_s: Sequence[float] = (0.0,),
+        state: Sequence[str] = ("v0",),
+        commands: dict | None = None,
+        action_space: dict | None = None,
+        max_gap_s: float = 0.2,
+        on_bad_clip: str = "warn",
+        max_clips: int | None = None,
+        synthetic: dict | None = None,
+        cache_dir: str | None = None,
+    ) -> None:
+        self.root = Path(str(root)).expanduser()
+        self.camera = camera
+        self.image_size = tuple(int(s) for s in image_size)
+        if t0_mode not in T0_MODES:
+            raise ValueError(f"data.source.t0_mode={t0_mode!r}; expected one of {T0_MODES}")
+        if on_bad_clip not in ON_BAD_CLIP:
+            raise ValueError(f"data.source.on_bad_clip={on_bad_clip!r}; expected {ON_BAD_CLIP}")
+        unknown = [s for s in state if s not in STATE_NAMES]
+        if unknown or not state:
+            raise ValueError(f"data.source.state={list(state)}: use a subset of {STATE_NAMES}")
+        self.t0_mode = t0_mode
+        self.t0_s = float(t0_s)
+        self.t0_stride_s = float(t0_stride_s)
+        self.history_margin_s = float(history_margin_s)
+        self.future_margin_s = float(future_margin_s)
+        self.n_history = int(n_history)
+        self.frame_offsets_s = [float(s) for s in frame_offsets_s]
+        self.state_names = [str(s) for s in state]
+        self.commands_cfg = dict(commands or {})
+        self.action_space_cfg = dict(action_space or {})
+        self.action_space = UnicycleActionSpace(**self.action_space_cfg)
+        self.max_gap_s = float(max_gap_s)
+        self.on_bad_clip = on_bad_clip
+        self.max_clips = max_clips
+        self.synthetic = None if synthetic is None else dict(synthetic)
+        self.cache_dir = Path(cache_dir or Path.home() / ".cache" / "vla_lab")
+        self.skipped: Counter[str] = Counter()
+        self._clips: list[AVClip] | None = None
+        self._samples: dict[str, ClipSamples] = {}
+
+    # ------------------------------------------------------------------ scan
+    def episodes(self) -> list[AVClip]:
+        """Every usable clip (scanned, checked and ground-truthed once, then kept)."""
+        if self._clips is None:
+            self._ensure_data()
+            self._clips = self._scan()
+        return self._clips
+
+    def _ensure_data(self) -> None:
+        if self.synthetic is not None and not (self.root / layout.CLIP_INDEX).exists():
+            from vla_lab.av.synthetic import write_synthetic_av
+
+            log.info("Writing synthetic PhysicalAI-AV clips to %s", self.root)
+            write_synthetic_av(self.root, **self.synthetic)
+        if not (self.root / layout.CLIP_INDEX).is_file():
+            raise FileNotFoundError(
+                f"{self.root / layout.CLIP_INDEX} not found: data.source.root must be a "
+                "PhysicalAI-Autonomous-Vehicles root (clip_index.parquet, camera/, labels/); "
+                "download with huggingface_hub.snapshot_download(repo_id='nvidia/PhysicalAI-"
+                "Autonomous-Vehicles', repo_type='dataset', local_dir=<root>, allow_patterns=...)"
+            )
+
+    def _scan(self) -> list[AVClip]:
+        index = read_clip_index(self.root)
+        present = read_feature_presence(self.root, [self.camera, layout.EGOMOTION])
+        self.egomotion_dir = find_egomotion_dir(self.root)
+        self.commands = Commands(self.commands_cfg)
+        clips: list[AVClip] = []
+        for clip_id, row in index.iterrows():
+            if self.max_clips is not None and len(clips) >= int(self.max_clips):
+                break
+            clip_id = str(clip_id)
+            if not bool(row["clip_is_valid"]):
+                self.skipped["clip_is_valid is False"] += 1
+                continue
+            if present is not None and not present.get(clip_id, False):
+                self._bad(clip_id, f"lacks {self.camera} or egomotion in feature presence")
+                continue
+            try:
+                samples = self._ground_truth(clip_id, int(row["chunk"]))
+            except (BadClipError, PoseWindowError, FileNotFoundError, KeyError) as error:
+                self._bad(clip_id, str(error))
+                continue
+            samples = self._with_commands(clip_id, samples)
+            if len(samples) == 0:
+                self._bad(clip_id, "no usable t0: " + "; ".join(sorted(set(samples.skipped))))
+                continue
+            self.skipped["samples dropped inside usable clips"] += len(samples.skipped)
+            self._samples[clip_id] = samples
+            split = str(row["split"])
+            clips.append(
+                AVClip(
+                    clip_id=clip_id,
+                    chunk=int(row["chunk"]),
+                    split=split,
+                    path=f"{self.root}#{clip_id}",
+                    num_frames=len(samples),
+                    scenario={"split": split},
+                )
+            )
+        if not clips:
+            raise ValueError(
+                f"No usable clip under {self.root} (skipped: {dict(self.skipped)}); see the "
+                "warnings above for each clip."
+            )
+        log.info(
+            "PhysicalAI-AV: %d clips, %d samples from %s; skipped: %s",
+            len(clips),
+            sum(c.num_frames for c in clips),
+            self.root,
+            dict(self.skipped) or "none",
+        )
+        return clips
+
+    def _bad(self, clip_id: str, reason: str) -> None:
+        message = f"PhysicalAI-AV clip {clip_id} under {self.root}: {reason}"
+        if self.on_bad_clip == "error":
+            raise BadClipError(message + " (data.source.on_bad_clip=warn skips such clips)")
+        log.warning("%s; skipped", message)
+        self.skipped["bad clips"] += 1
+
+    # ------------------------------------------------------------------ ground truth
+    def _cache_path(self, clip_id: str) -> Path:
+        settings = {
+            "version": CACHE_VERSION,
+            "root": str(self.root.resolve()),
+            "camera": self.camera,
+            "t0": [self.t0_mode, self.t0_s, self.t0_stride_s],
+            "margins": [self.history_margin_s, self.future_margin_s],
+            "n_history": self.n_history,
+            "frames": self.frame_offsets_s,
+            "action_space": self.action_space_cfg,
+            "max_gap_s": self.max_gap_s,
+        }
+        key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return self.cache_dir / "av_ground_truth" / key / f"{clip_id}.npz"
+
+    def _zips(self, chunk: int) -> tuple[Path, Path]:
+        return (
+            layout.camera_zip(self.root, self.camera, chunk),
+            layout.egomotion_zip(self.root, chunk, self.egomotion_dir),
+        )
+
+    def _ground_truth(self, clip_id: str, chunk: int) -> ClipSamples:
+        camera_zip, egomotion_zip = self._zips(chunk)
+        for path in (camera_zip, egomotion_zip):
+            if not path.is_file():
+                raise BadClipError(f"chunk zip {path} is missing")
+        stamp = np.array(
+            [p.stat().st_size for p in (camera_zip, egomotion_zip)]
+            + [p.stat().st_mtime_ns for p in (camera_zip, egomotion_zip)],
+            dtype=np.int64,
+        )
+        cache = self._cache_path(clip_id)
+        if cache.is_file():
+            with np.load(cache, allow_pickle=False) as stored:
+                if np.array_equal(stored["stamp"], stamp):
+                    arrays = {k: stored[k] for k in stored.files if k not in ("stamp", "skipped")}
+                    return ClipSamples(**arrays, skipped=list(stored["skipped"]))
+        samples = self._compute_ground_truth(clip_id, camera_zip, egomotion_zip)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(
+                    handle,
+                    stamp=stamp,
+                    skipped=np.array(samples.skipped, dtype=str),
+                    **samples.arrays(),
+                )
+
+        atomic_write(cache, write)
+        return samples
+
+    def _compute_ground_truth(self, clip_id: str, camera_zip: Path, egomotion_zip: Path):
+        timestamps = read_timestamps(camera_zip, layout.timestamps_member(clip_id, self.camera))
+        video_member = layout.video_member(clip_id, self.camera)
+        n_video = count_video_frames(camera_zip, video_member)
+        if n_video < len(timestamps):
+            raise BadClipError(
+                f"{camera_zip}:{video_member} has {n_video} frames but its timestamps parquet "
+                f"lists {len(timestamps)}"
+            )
+        egomotion = read_parquet_member(egomotion_zip, layout.egomotion_member(clip_id))
+        missing = [c for c in layout.EGOMOTION_COLUMNS if c not in egomotion.columns]
+        if missing:
+            raise BadClipError(f"{egomotion_zip}: egomotion of {clip_id} lacks columns {missing}")
+        trajectory = EgoTrajectory(
+            egomotion["timestamp"].to_numpy(np.int64),
+            egomotion[["x", "y", "z"]].to_numpy(),
+            egomotion[["qx", "qy", "qz", "qw"]].to_numpy(),
+            max_gap_s=self.max_gap_s,
+        )
+        start = max(int(timestamps[0]), trajectory.start_us)
+        end = min(int(timestamps[-1]), trajectory.end_us)
+        offsets = window_offsets_us(self.n_history, self.action_space.n_steps, self.action_space.dt)
+        frame_offsets = np.round(np.asarray(self.frame_offsets_s) * US).astype(np.int64)
+        kept: list[tuple[int, Any, list[int]]] = []
+        skipped: list[str] = []
+        for t0 in self._t0s(start, end):
+            if t0 - start < self.history_margin_s * US or end - t0 < self.future_margin_s * US:
+                skipped.append(
+                    f"t0 {t0} us is outside the margins ({self.history_margin_s} s of history, "
+                    f"{self.future_margin_s} s of future) of a clip spanning [{start}, {end}] us"
+                )
+                continue
+            try:
+                window = trajectory.window(t0, offsets, self.n_history)
+            except PoseWindowError as error:
+                skipped.append(f"t0 {t0} us: {error}")
+                continue
+            frames = [frame_index_at_or_before(timestamps, t0 + o) for o in frame_offsets]
+            if min(frames) < 0:
+                skipped.append(f"t0 {t0} us: no frame at or before {frame_offsets.tolist()}")
+                continue
+            kept.append((t0, window, frames))
+        return self._fit(kept, skipped)
+
+    def _t0s(self, start: int, end: int) -> list[int]:
+        if self.t0_mode == "fixed":
+            return [start + int(round(self.t0_s * US))]
+        first = start + int(round(self.history_margin_s * US))
+        last = end - int(round(self.future_margin_s * US))
+        step = int(round(self.t0_stride_s * US))
+        return list(range(first, last + 1, step))
+
+    def _fit(self, kept: list, skipped: list[str]) -> ClipSamples:
+        n, n_steps = len(kept), self.action_space.n_steps
+        if n == 0:
+            empty = np.zeros
+            return ClipSamples(
+                t0_us=empty(0, np.int64),
+                frame_index=empty((0, len(self.frame_offsets_s)), np.int64),
+                hist_xyz=empty((0, self.n_history, 3), np.float32),
+                hist_rot=empty((0, self.n_history, 3, 3), np.float32),
+                fut_xyz=empty((0, n_steps, 3), np.float32),
+                fut_rot=empty((0, n_steps, 3, 3), np.float32),
+                action=empty((0, n_steps, 2), np.float32),
+                state=empty((0, len(STATE_NAMES)), np.float32),
+                skipped=skipped,
+            )
+        windows = [w for _, w, _ in kept]
+        hist_xyz = torch.from_numpy(np.stack([w.hist_xyz for w in windows]))
+        hist_rot = torch.from_numpy(np.stack([w.hist_rot for w in windows]))
+        fut_xyz = torch.from_numpy(np.stack([w.fut_xyz for w in windows]))
+        fut_rot = torch.from_numpy(np.stack([w.fut_rot for w in windows]))
+        v0 = self.action_space.estimate_v0(hist_xyz, hist_rot)
+        action = self.action_space.traj_to_action(hist_xyz, hist_rot, fut_xyz, fut_rot, v0=v0)
+        state = np.concatenate(
+            [v0.numpy()[:, None], recent_accel_curvature(hist_xyz.numpy(), self.action_space.dt)],
+            axis=1,
+        )
+        return ClipSamples(
+            t0_us=np.array([t0 for t0, _, _ in kept], np.int64),
+            frame_index=np.array([f for _, _, f in kept], np.int64),
+            hist_xyz=hist_xyz.numpy(),
+            hist_rot=hist_rot.numpy(),
+            fut_xyz=fut_xyz.numpy(),
+            fut_rot=fut_rot.numpy(),
+            action=action.numpy().astype(np.float32),
+            state=state.astype(np.float32),
+            skipped=skipped,
+        )
+
+    def _with_commands(self, clip_id: str, samples: ClipSamples) -> ClipSamples:
+        """Attach each sample's command; samples without one (a `file` lacking them) dropped."""
+        tasks = [
+            self.commands.command(
+                clip_id, t0, samples.fut_xyz[i], samples.fut_rot[i], float(samples.state[i, 0])
+            )
+            for i, t0 in enumerate(samples.t0_us)
+        ]
+        keep = np.array([t is not None for t in tasks], dtype=bool)
+        arrays = {k: v[keep] for k, v in samples.arrays().items()}
+        missing = [
+            f"t0 {t0} us has no command in {self.commands.file}" for t0 in samples.t0_us[~keep]
+        ]
+        return ClipSamples(
+            **arrays, skipped=samples.skipped + missing, task=[t for t in tasks if t is not None]
+        )
+
+    # ------------------------------------------------------------------ serving
+    def clip_samples(self, clip_id: str) -> ClipSamples:
+        """The ground truth of a scanned clip (the labeler and evaluation read it)."""
+        self.episodes()
+        return self._samples[clip_id]
+
+    def video_location(self, clip: AVClip) -> tuple[Path, str]:
+        return self._zips(clip.chunk)[0], layout.video_member(clip.clip_id, self.camera)
+
+    def features(self) -> dict[str, ft.Feature]:
+        self.episodes()
+        n_steps = self.action_space.n_steps
+        return {
+            CAMERA_KEY: ft.Feature("video", (3, *self.image_size), ("channels", "height", "width")),
+            ft.STATE: ft.Feature("float32", (len(self.state_names),), tuple(self.state_names)),
+            ft.ACTION: ft.Feature("float32", (2,), ("accel_norm", "curvature_norm")),
+            FUTURE_XYZ: ft.Feature("float32", (n_steps, 3), ("x", "y", "z")),
+            HISTORY_XYZ: ft.Feature("float32", (self.n_history, 3), ("x", "y", "z")),
+            HISTORY_ROT: ft.Feature("float32", (self.n_history, 3, 3)),
+        }
+
+    def _state_columns(self) -> list[int]:
+        return [STATE_NAMES.index(name) for name in self.state_names]
+
+    def compute_stats(self, episodes: Sequence[AVClip]) -> ft.Stats:
+        """Action (over all chunk steps) and state statistics of `episodes`."""
+        samples = [self._samples[c.clip_id] for c in episodes]
+        actions = np.concatenate([s.action.reshape(-1, 2) for s in samples])
+        states = np.concatenate([s.state[:, self._state_columns()] for s in samples])
+        return {ft.ACTION: ft.compute_stats(actions), ft.STATE: ft.compute_stats(states)}
+
+    def source_split(self, episodes: Sequence[AVClip]) -> tuple[list[AVClip], list[AVClip]]:
+        """The released split (`clip_index.parquet`'s `split`): train, and val (test unused)."""
+        return (
+            [c for c in episodes if c.split == "train"],
+            [c for c in episodes if c.split == "val"],
+        )
+
+    def dataset(
+        self,
+        episodes: Sequence[AVClip],
+        observation_delta_indices: Sequence[int],
+        action_delta_indices: Sequence[int],
+        transform: Any = None,
+    ):
+        from vla_lab.av.samples import AVSamples
+
+        if list(action_delta_indices) != list(range(self.action_space.n_steps)):
+            raise ValueError(
+                f"PhysicalAI-AV samples carry {self.action_space.n_steps} control steps; the model "
+                f"asks for action_delta_indices {list(action_delta_indices)[:5]}...: set "
+                f"model.chunk_size={self.action_space.n_steps} (from Python: load_dataset(..., "
+                f"action_delta_indices=range({self.action_space.n_steps})))"
+            )
+        return AVSamples(self, list(episodes), transform)
+
+    def __repr__(self) -> str:
+        return f"PhysicalAIAVClips(root={self.root}, camera={self.camera}, t0={self.t0_mode})"
+
+
+def recent_accel_curvature(hist_xyz: np.ndarray, dt: float, span: int = 5) -> np.ndarray:
+    """(n, 2) acceleration and curvature over the last `span` history steps, by differences."""
+    xy = hist_xyz[:, -(span + 2) :, :2].astype(np.float64)
+    velocity = np.diff(xy, axis=1) / dt
+    speed = np.linalg.norm(velocity, axis=-1)
+    accel = (speed[:, -1] - speed[:, 0]) / ((speed.shape[1] - 1) * dt)
+    heading = np.unwrap(np.arctan2(velocity[..., 1], velocity[..., 0]), axis=1)
+    distance = speed[:, 1:].sum(1) * dt
+    curvature = (heading[:, -1] - heading[:, 0]) / np.maximum(distance, 1e-3)
+    return np.stack([accel, curvature], axis=1)
+
+
+def read_clip_index(root: Path) -> pd.DataFrame:
+    """`clip_index.parquet` indexed by clip_id, with chunk, split and clip_is_valid."""
+    path = root / layout.CLIP_INDEX
+    table = pd.read_parquet(path)
+    if "clip_id" in table.columns:
+        table = table.set_index("clip_id")
+    missing = [c for c in ("chunk", "split", "clip_is_valid") if c not in table.columns]
+    if missing:
+        raise KeyError(
+            f"{path} lacks columns {missing}; expected index clip_id and columns chunk, split, "
+            f"clip_is_valid (found {list(table.columns)})"
+        )
+    return table.sort_index()
+
+
+def read_feature_presence(root: Path, needed: Sequence[str]) -> dict[str, bool] | None:
+    """clip_id -> whether every `needed` feature is present; None when no presence file."""
+    for name in layout.FEATURE_PRESENCE:
+        path = root / name
+        if path.is_file():
+            table = pd.read_parquet(path)
+            if "clip_id" in table.columns:
+                table = table.set_index("clip_id")
+            missing = [c for c in needed if c not in table.columns]
+            if missing:
+                raise KeyError(f"{path} has no presence column for {missing}")
+            return table[list(needed)].all(axis=1).to_dict()
+    log.warning(
+        "No %s under %s: assuming every clip has %s",
+        " or ".join(layout.FEATURE_PRESENCE),
+        root,
+        list(needed),
+    )
+    return None
+
+
+def find_egomotion_dir(root: Path) -> str:
+    for relative in layout.EGOMOTION_DIRS:
+        if (root / relative).is_dir():
+            return relative
+    raise FileNotFoundError(
+        f"No egomotion under {root}: looked for {root / layout.EGOMOTION_DIRS[0]} (the released "
+        f"layout) and {root / layout.EGOMOTION_DIRS[1]} (the seed document's)"
+    )

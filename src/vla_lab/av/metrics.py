@@ -1,0 +1,109 @@
+"""Trajectory metrics of the driving models: ADE/FDE (overall and by horizon), comfort, and the
+constant-velocity baseline every prediction is compared with. Positions are (..., T, >=2) in the
+ego frame at t0; only XY counts.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+# NAVSIM / nuPlan comfort bounds (low, high), as AR1 uses them in
+# finetune/rl/rewards/comfort_reward.py. There "jerk" is the second derivative of the speed |v|,
+# "lon_jerk" that of the velocity component along the heading.
+COMFORT_BOUNDS = {
+    "lon_accel": (-4.05, 2.40),
+    "lat_accel": (-4.89, 4.89),
+    "jerk": (-8.37, 8.37),
+    "lon_jerk": (-4.13, 4.13),
+    "yaw_accel": (-1.93, 1.93),
+    "yaw_rate": (-0.95, 0.95),
+}
+
+
+def ade(pred_xy: Tensor, true_xy: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean XY distance (...,) over steps; positions (..., T, >=2), mask (..., T) of valid steps."""
+    dist = torch.linalg.vector_norm(pred_xy[..., :2] - true_xy[..., :2], dim=-1)
+    if mask is None:
+        return dist.mean(dim=-1)
+    mask = mask.to(dist.dtype)
+    return (dist * mask).sum(dim=-1) / mask.sum(dim=-1)  # NaN where no step is valid
+
+
+def fde(pred_xy: Tensor, true_xy: Tensor, mask: Tensor | None = None) -> Tensor:
+    """XY distance (...,) at the last step, or at the last valid step under `mask`."""
+    dist = torch.linalg.vector_norm(pred_xy[..., :2] - true_xy[..., :2], dim=-1)
+    if mask is None:
+        return dist[..., -1]
+    steps = torch.arange(1, dist.shape[-1] + 1, device=dist.device)
+    last = (mask.long() * steps).argmax(dim=-1, keepdim=True)
+    final = dist.gather(-1, last).squeeze(-1)
+    return torch.where(mask.any(dim=-1), final, torch.full_like(final, float("nan")))
+
+
+def _horizon_steps(seconds: float, dt: float) -> int:
+    return max(1, round(seconds / dt))
+
+
+def ade_at(pred_xy: Tensor, true_xy: Tensor, seconds: float, dt: float = 0.1) -> Tensor:
+    """ADE over the first `seconds` of the horizon (0.5 s at dt = 0.1 is the first 5 steps)."""
+    steps = _horizon_steps(seconds, dt)
+    return ade(pred_xy[..., :steps, :], true_xy[..., :steps, :])
+
+
+def fde_at(pred_xy: Tensor, true_xy: Tensor, seconds: float, dt: float = 0.1) -> Tensor:
+    """Distance at time `seconds` after t0 (step round(seconds / dt))."""
+    steps = _horizon_steps(seconds, dt)
+    return fde(pred_xy[..., :steps, :], true_xy[..., :steps, :])
+
+
+def _rate(values: Tensor, dt: float) -> Tensor:
+    """Forward difference / dt, the last one repeated so the length stays T (as AR1 does)."""
+    step = values.diff(dim=-1)
+    return torch.cat([step, step[..., -1:]], dim=-1) / dt
+
+
+def comfort_signals(xy: Tensor, yaw: Tensor, dt: float = 0.1) -> dict[str, Tensor]:
+    """The kinematic signals (..., T) that the comfort bounds judge, from poses (..., T, >=2).
+
+    Finite differences exactly as AR1's comfort reward (not NAVSIM's Savitzky-Golay
+    derivatives, which smooth and so flag fewer trajectories): velocity from position steps,
+    rotated into the heading for the longitudinal and lateral parts. As in AR1's code,
+    `lat_accel` is the rate of the sideways velocity, which leaves out the centripetal v^2 kappa
+    (NAVSIM counts it), so on a steady curve it stays near zero: the yaw-rate bound is the one
+    that catches fast cornering here.
+    """
+    vx, vy = _rate(xy[..., 0], dt), _rate(xy[..., 1], dt)
+    step = yaw.diff(dim=-1)
+    step = torch.atan2(torch.sin(step), torch.cos(step))
+    yaw_rate = torch.cat([step, step[..., -1:]], dim=-1) / dt
+    cos, sin = torch.cos(yaw), torch.sin(yaw)
+    lon_accel = _rate(vx * cos + vy * sin, dt)
+    return {
+        "lon_accel": lon_accel,
+        "lat_accel": _rate(-vx * sin + vy * cos, dt),
+        "jerk": _rate(_rate(torch.hypot(vx, vy), dt), dt),
+        "lon_jerk": _rate(lon_accel, dt),
+        "yaw_accel": _rate(yaw_rate, dt),
+        "yaw_rate": yaw_rate,
+    }
+
+
+def comfort(xy: Tensor, yaw: Tensor, dt: float = 0.1) -> Tensor:
+    """(...,) bool: every step strictly inside every bound of `COMFORT_BOUNDS`.
+
+    The comfort score is the mean of this over trajectories. Pass the future poses only.
+    """
+    signals = comfort_signals(xy, yaw, dt)
+    inside = [
+        ((signals[k] > lo) & (signals[k] < hi)).all(-1) for k, (lo, hi) in COMFORT_BOUNDS.items()
+    ]
+    return torch.stack(inside, dim=-1).all(dim=-1)
+
+
+def constant_velocity_rollout(v0: Tensor, n_steps: int = 64, dt: float = 0.1) -> Tensor:
+    """Positions (..., n_steps, 3) driving straight ahead at speed v0 (...,): the CV baseline."""
+    t = torch.arange(1, n_steps + 1, dtype=v0.dtype, device=v0.device) * dt
+    x = v0[..., None] * t
+    zero = torch.zeros_like(x)
+    return torch.stack([x, zero, zero], dim=-1)

@@ -1,0 +1,209 @@
+"""The driving Field Agent: SmolVLA whose expert outputs 64 x (acceleration, curvature).
+
+SmolVLA's flow-matching expert predicts Alpamayo-R1-normalised unicycle controls (action dim 2,
+chunk 64) from the front camera, the command (`task`) and the ego state; `action_to_traj` (the
+differentiable integration layer of `vla_lab.av.unicycle`) turns controls into the future
+trajectory. Training adds a trajectory loss to the flow loss: the one-step estimate of the clean
+controls, `x_t - t * v_pred` (LeRobot's flow runs from actions at t=0 to noise at t=1), is
+integrated and compared in XY with the logged future (Huber or L2, `head.trajectory_loss`).
+
+Controls are already normalised by the action space, so LeRobot's action normaliser is identity
+here: the expert's outputs are exactly what `action_to_traj` decodes. With
+`backbone.pretrained_policy=lerobot/smolvla_base` the VLM and expert keep their weights; the
+state and action projections start fresh (`reinit_projections`): their inputs mean something else
+for a car than for an arm.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from vla_lab import features as ft
+from vla_lab import lerobot_api as lr
+from vla_lab.av import metrics as av_metrics
+from vla_lab.av.clips import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
+from vla_lab.av.unicycle import UnicycleActionSpace, yaw_from_rot
+from vla_lab.models.lerobot_loss import smolvla_masked_loss
+from vla_lab.models.module import StepOutput
+from vla_lab.models.smolvla import SmolVLAModule
+
+TRAJECTORY_LOSSES = ("huber", "l2")
+HORIZONS_S = (0.5, 1.0, 3.0, 5.0)  # ADE over the first seconds; the full 6.4 s is `ade`
+
+
+class SmolVLAUnicycleModule(SmolVLAModule):
+    """SmolVLA + unicycle integration layer; `predict_trajectory` gives controls and poses."""
+
+    required_features = [ft.ACTION, ft.STATE, FUTURE_XYZ, HISTORY_XYZ, HISTORY_ROT]
+
+    def __init__(
+        self,
+        backbone: DictConfig,
+        head: DictConfig,
+        finetune: DictConfig,
+        optimizer: DictConfig,
+        scheduler: DictConfig | None = None,
+        head_lr: float | None = None,
+        action_space: DictConfig | None = None,
+        chunk_size: int = 64,
+        n_action_steps: int = 64,
+        max_state_dim: int = 32,
+        max_action_dim: int = 32,
+        tokenizer_max_length: int = 48,
+        loss: str = "masked",
+        rename_map: dict[str, str] | None = None,
+        reinit_projections: bool = True,
+    ) -> None:
+        super().__init__(
+            backbone,
+            head,
+            finetune,
+            optimizer,
+            scheduler,
+            head_lr,
+            chunk_size=chunk_size,
+            n_action_steps=n_action_steps,
+            max_state_dim=max_state_dim,
+            max_action_dim=max_action_dim,
+            tokenizer_max_length=tokenizer_max_length,
+            loss=loss,
+            rename_map=rename_map,
+        )
+        if loss != "masked":
+            raise ValueError(
+                f"model.loss={loss!r}: the unicycle model trains the masked flow loss plus a "
+                "trajectory loss; LeRobot's own number (loss=lerobot) has no trajectory term."
+            )
+        self.action_space = UnicycleActionSpace(**dict(action_space or {}))
+        if chunk_size != self.action_space.n_steps:
+            raise ValueError(
+                f"model.chunk_size={chunk_size} must equal the action space's n_steps="
+                f"{self.action_space.n_steps} (one control per integration step)."
+            )
+        trajectory = dict(self.head_cfg.pop("trajectory_loss", None) or {})
+        self.trajectory_loss_type = str(trajectory.get("type", "huber"))
+        self.trajectory_loss_weight = float(trajectory.get("weight", 1.0))
+        self.huber_delta = float(trajectory.get("huber_delta", 1.0))
+        if self.trajectory_loss_type not in TRAJECTORY_LOSSES:
+            raise ValueError(
+                f"head.trajectory_loss.type={self.trajectory_loss_type!r}; expected one of "
+                f"{TRAJECTORY_LOSSES}"
+            )
+        self.reinit_projections = reinit_projections
+
+    # ---- building ----------------------------------------------------------------------------
+    def make_config(self, inputs: dict, outputs: dict):
+        config = super().make_config(inputs, outputs)
+        # Controls arrive normalised by the action space: the expert predicts them as they are.
+        config.normalization_mapping = {
+            **config.normalization_mapping,
+            "ACTION": lr.NormalizationMode.IDENTITY,
+        }
+        return config
+
+    def make_policy(self, config):
+        policy = super().make_policy(config)
+        if self.backbone_cfg.get("pretrained_policy") and self.reinit_projections:
+            model = policy.model
+            for layer in (model.state_proj, model.action_in_proj, model.action_out_proj):
+                layer.reset_parameters()
+        return policy
+
+    # ---- trajectories ------------------------------------------------------------------------
+    def decode(self, action: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised controls (B, 64, 2) -> future xyz (B, 64, 3) and rotations (B, 64, 3, 3)."""
+        return self.action_space.action_to_traj(action, batch[HISTORY_XYZ], batch[HISTORY_ROT])
+
+    @torch.no_grad()
+    def predict_trajectory(self, batch: dict) -> dict[str, torch.Tensor]:
+        """Sampled controls and the trajectory they drive: `action` (B, 64, 2) normalised,
+        `controls` (B, 64, 2) in m/s^2 and 1/m, `future_xyz` (B, 64, 3), `future_rot`."""
+        action = self.predict_action_chunk(batch)
+        future_xyz, future_rot = self.decode(action, batch)
+        return {
+            "action": action,
+            "controls": self.action_space.denormalize(action),
+            "future_xyz": future_xyz,
+            "future_rot": future_rot,
+        }
+
+    def trajectory_loss(self, pred_xy: torch.Tensor, true_xy: torch.Tensor) -> torch.Tensor:
+        if self.trajectory_loss_type == "l2":
+            return (pred_xy - true_xy).norm(dim=-1).mean()
+        return F.huber_loss(pred_xy, true_xy, delta=self.huber_delta)
+
+    # ---- loss and metrics --------------------------------------------------------------------
+    def model_step(self, batch: dict) -> StepOutput:
+        processed = self.preprocess(batch)
+        flow_loss, estimate = flow_loss_and_estimate(self.policy, processed)
+        true_xy = batch[FUTURE_XYZ][..., :2]
+        estimate_xyz, _ = self.decode(estimate, batch)
+        trajectory_loss = self.trajectory_loss(estimate_xyz[..., :2], true_xy)
+        loss = flow_loss + self.trajectory_loss_weight * trajectory_loss
+        out = StepOutput(
+            loss=loss,
+            terms={"flow_loss": flow_loss.detach(), "trajectory_loss": trajectory_loss.detach()},
+        )
+        if not self.training:
+            action = self._predict_processed(processed)
+            pred_xyz, pred_rot = self.decode(action, batch)
+            out.first_action_pred = action[:, 0]
+            out.first_action_true = batch[ft.ACTION][:, 0]
+            out.metrics = trajectory_metrics(
+                pred_xyz, pred_rot, batch, self.action_space.dt, self.action_space.n_steps
+            )
+        return out
+
+
+def trajectory_metrics(
+    pred_xyz: torch.Tensor, pred_rot: torch.Tensor, batch: dict, dt: float, n_steps: int
+) -> dict[str, torch.Tensor]:
+    """Per-sample driving metrics: ADE/FDE, ADE over the first seconds, comfort, and the ADE of a
+    constant-velocity rollout from v0 (the trivial baseline)."""
+    true_xy = batch[FUTURE_XYZ][..., :2]
+    pred_xy = pred_xyz[..., :2]
+    v0 = batch[ft.STATE][:, 0]  # the state starts with v0 (data.source.state)
+    baseline_xy = av_metrics.constant_velocity_rollout(v0, n_steps, dt)[..., :2]
+    metrics = {
+        "ade": av_metrics.ade(pred_xy, true_xy),
+        "fde": av_metrics.fde(pred_xy, true_xy),
+        "comfort": av_metrics.comfort(pred_xy, yaw_from_rot(pred_rot), dt).float(),
+        "baseline_ade": av_metrics.ade(baseline_xy, true_xy),
+        "baseline_fde": av_metrics.fde(baseline_xy, true_xy),
+    }
+    for seconds in HORIZONS_S:
+        metrics[f"ade_{seconds:g}s"] = av_metrics.ade_at(pred_xy, true_xy, seconds, dt)
+    return metrics
+
+
+class _Capture:
+    """Keeps the output of a module's next forward call (a forward hook)."""
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        self.output: torch.Tensor | None = None
+        self._handle = module.register_forward_hook(self._keep)
+
+    def _keep(self, module, inputs, output) -> None:
+        self.output = output
+
+    def __enter__(self) -> _Capture:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+
+def flow_loss_and_estimate(policy, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """SmolVLA's masked flow loss and the one-step estimate of the clean actions
+    `x_t - t * v_pred` (B, chunk, action_dim), from the same noise, time and velocity."""
+    actions = policy.prepare_action(batch)
+    noise = policy.model.sample_noise(actions.shape, actions.device)
+    time = policy.model.sample_time(actions.shape[0], actions.device)
+    with _Capture(policy.model.action_out_proj) as velocity:
+        loss, _ = smolvla_masked_loss(policy, batch, noise, time)
+    t = time[:, None, None]
+    x_t = t * noise + (1 - t) * actions
+    estimate = x_t - t * velocity.output
+    return loss, estimate[..., : policy.config.action_feature.shape[0]]

@@ -1,0 +1,230 @@
+"""The PhysicalAI-AV loader on clips written in the released layout (vla_lab.av.synthetic)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from vla_lab.av import layout
+from vla_lab.av.clips import BadClipError, PhysicalAIAVClips
+from vla_lab.av.poses import EgoTrajectory, window_offsets_us
+from vla_lab.av.synthetic import write_synthetic_av
+from vla_lab.av.unicycle import UnicycleActionSpace
+from vla_lab.av.video import ClipVideo, read_timestamps
+from vla_lab.data.datamodule import VLADataModule
+
+OFFSET_US = 1_700_000_000_000_000  # absolute timestamps, as some releases have
+
+
+@pytest.fixture(scope="module")
+def av_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("av") / "root"
+    return write_synthetic_av(
+        root, num_clips=5, clip_seconds=12.0, clips_per_chunk=3, timestamp_offset_us=OFFSET_US
+    )
+
+
+def make_source(root: Path, tmp_path: Path, **options) -> PhysicalAIAVClips:
+    options = {"image_size": [32, 48], "cache_dir": str(tmp_path / "cache"), **options}
+    return PhysicalAIAVClips(str(root), **options)
+
+
+def clip_ids(root: Path) -> list[str]:
+    return sorted(pd.read_parquet(root / layout.CLIP_INDEX).index)
+
+
+def rewrite_member(zip_path: Path, member: str, data: bytes | None) -> None:
+    """Replace (or with None, drop) one member of a chunk zip."""
+    with zipfile.ZipFile(zip_path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    if data is None:
+        members.pop(member)
+    else:
+        members[member] = data
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_STORED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+def egomotion_of(root: Path, clip_id: str) -> tuple[Path, pd.DataFrame]:
+    chunk = int(pd.read_parquet(root / layout.CLIP_INDEX).loc[clip_id, "chunk"])
+    zip_path = layout.egomotion_zip(root, chunk)
+    with zipfile.ZipFile(zip_path) as archive:
+        table = pd.read_parquet(io.BytesIO(archive.read(layout.egomotion_member(clip_id))))
+    return zip_path, table
+
+
+def parquet_bytes(table: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer)
+    return buffer.getvalue()
+
+
+def test_samples_follow_the_contract_and_the_released_split(av_root: Path, tmp_path: Path):
+    source = make_source(av_root, tmp_path, t0_mode="stride", t0_stride_s=1.0)
+    datamodule = VLADataModule(
+        source,
+        split={"use_source": True, "stratify_by": "split"},
+        num_workers=0,
+        action_delta_indices=range(64),
+    )
+    datamodule.setup()
+    index = pd.read_parquet(av_root / layout.CLIP_INDEX)
+    assert {c.clip_id for c in datamodule.val_episodes} == set(index.index[index.split == "val"])
+    item = datamodule.train_dataset[0]
+    assert item["observation.images.front_wide"].shape == (3, 32, 48)
+    assert item["action"].shape == (64, 2) and item["trajectory.future_xyz"].shape == (64, 3)
+    assert item["trajectory.history_xyz"].shape == (16, 3)
+    assert item["task"] == "Follow the lane"
+    # Stride 1 s between the margins of frames 0 .. 11.9 s: t0 = 1.6 .. 4.6 s (t0 + 6.4 <= 11.9).
+    assert datamodule.train_episodes[0].num_frames == 4
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["observation.state"].shape == (8, 1)
+
+
+def test_frame_is_the_latest_at_or_before_t0(av_root: Path, tmp_path: Path):
+    source = make_source(av_root, tmp_path, t0_mode="stride", t0_stride_s=0.73)
+    clip = source.episodes()[0]
+    samples = source.clip_samples(clip.clip_id)
+    zip_path, member = source.video_location(clip)
+    timestamps = read_timestamps(zip_path, layout.timestamps_member(clip.clip_id, source.camera))
+    video = ClipVideo(zip_path, member)
+    for t0, (frame,) in zip(samples.t0_us, samples.frame_index, strict=True):
+        assert timestamps[frame] <= t0 < timestamps[frame + 1]
+        by_seek = video.frames([frame])[0]
+        from_start = video.frames([frame], seek=False)[0]
+        np.testing.assert_array_equal(by_seek, from_start)
+    # Neighbouring frames differ (the road moves), so the check above can fail.
+    assert not np.array_equal(video.frames([10])[0], video.frames([11])[0])
+
+
+def test_poses_are_in_the_t0_ego_frame_whatever_the_anchor(av_root: Path):
+    _, table = egomotion_of(av_root, clip_ids(av_root)[0])
+    t = table["timestamp"].to_numpy(np.int64)
+    xyz = table[["x", "y", "z"]].to_numpy().copy()
+    quat = table[["qx", "qy", "qz", "qw"]].to_numpy().copy()
+    assert not np.allclose(quat[0], [0, 0, 0, 1], atol=1e-3)  # the anchor is rotated
+    # Move the anchor frame again: rotate about all axes and offset by hundreds of metres.
+    extra = Rotation.from_euler("zyx", [2.1, 0.05, -0.03])
+    moved_xyz = extra.apply(xyz) + np.array([300.0, -120.0, 4.0])
+    moved_quat = (extra * Rotation.from_quat(quat)).as_quat()
+    offsets = window_offsets_us()
+    t0 = int(t[0]) + 5_100_000
+    original = EgoTrajectory(t, xyz, quat).window(t0, offsets, 16)
+    moved = EgoTrajectory(t, moved_xyz, moved_quat).window(t0, offsets, 16)
+    np.testing.assert_allclose(moved.fut_xyz, original.fut_xyz, atol=1e-3)
+    np.testing.assert_allclose(moved.fut_rot, original.fut_rot, atol=1e-5)
+    np.testing.assert_allclose(original.hist_xyz[-1], 0.0, atol=1e-6)
+    np.testing.assert_allclose(original.hist_rot[-1], np.eye(3), atol=1e-6)
+    # In the ego frame the car drives forward (x), at its logged speed.
+    speed = np.linalg.norm(table[["vx", "vy"]].to_numpy(), axis=1)
+    v_t0 = np.interp(t0, t, speed)
+    assert original.fut_xyz[0, 0] == pytest.approx(v_t0 * 0.1, rel=0.1)
+    assert abs(original.fut_xyz[0, 1]) < 0.05
+
+
+def test_ground_truth_controls_rebuild_the_future(av_root: Path, tmp_path: Path):
+    source = make_source(av_root, tmp_path)
+    space = UnicycleActionSpace()
+    for clip in source.episodes():
+        s = source.clip_samples(clip.clip_id)
+        xyz, _ = space.action_to_traj(
+            torch.from_numpy(s.action), torch.from_numpy(s.hist_xyz), torch.from_numpy(s.hist_rot)
+        )
+        error = np.linalg.norm(xyz.numpy()[..., :2] - s.fut_xyz[..., :2], axis=-1).mean()
+        assert error < 0.02
+
+
+def test_ground_truth_is_cached_so_later_runs_fit_nothing(av_root, tmp_path, monkeypatch):
+    first = make_source(av_root, tmp_path, t0_mode="stride")
+    actions = [first.clip_samples(c.clip_id).action for c in first.episodes()]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("least squares ran again despite the cache")
+
+    monkeypatch.setattr(UnicycleActionSpace, "traj_to_action", refuse)
+    second = make_source(av_root, tmp_path, t0_mode="stride")
+    again = [second.clip_samples(c.clip_id).action for c in second.episodes()]
+    for a, b in zip(actions, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rule_commands_label_each_sample(av_root: Path, tmp_path: Path):
+    source = make_source(av_root, tmp_path, t0_mode="stride", commands={"mode": "rule"})
+    tasks = {t for c in source.episodes() for t in source.clip_samples(c.clip_id).task}
+    assert tasks and tasks <= set(source.commands.labeler.commands.values())
+
+
+@pytest.fixture()
+def damaged_root(av_root: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "damaged"
+    shutil.copytree(av_root, root)
+    return root
+
+
+def damage(root: Path, clip_id: str, how: str) -> None:
+    chunk = int(pd.read_parquet(root / layout.CLIP_INDEX).loc[clip_id, "chunk"])
+    if how == "missing chunk zip":
+        layout.egomotion_zip(root, chunk).unlink()
+        return
+    if how == "video shorter than timestamps":
+        zip_path = layout.camera_zip(root, layout.FRONT_WIDE, chunk)
+        member = layout.timestamps_member(clip_id, layout.FRONT_WIDE)
+        timestamps = read_timestamps(zip_path, member)
+        longer = np.concatenate([timestamps, timestamps[-1] + 100_000 * np.arange(1, 21)])
+        rewrite_member(zip_path, member, parquet_bytes(pd.DataFrame({"timestamp": longer})))
+        return
+    zip_path, table = egomotion_of(root, clip_id)
+    t0 = int(table["timestamp"].iloc[0]) + 5_100_000
+    if how == "egomotion gap around t0":
+        table = table[(table.timestamp < t0 - 200_000) | (table.timestamp > t0 + 200_000)]
+    elif how == "non-finite poses":
+        table.loc[table.index[40], "x"] = np.nan
+    rewrite_member(zip_path, layout.egomotion_member(clip_id), parquet_bytes(table))
+
+
+@pytest.mark.parametrize(
+    ("how", "expected"),
+    [
+        ("missing chunk zip", "is missing"),
+        ("video shorter than timestamps", "frames but its timestamps"),
+        ("egomotion gap around t0", "gap"),
+        ("non-finite poses", "non-finite"),
+    ],
+)
+def test_bad_clips_are_skipped_with_a_warning_naming_them(
+    damaged_root: Path, tmp_path: Path, caplog, how: str, expected: str
+):
+    victim = clip_ids(damaged_root)[0]
+    damage(damaged_root, victim, how)
+    with caplog.at_level(logging.WARNING):
+        source = make_source(damaged_root, tmp_path)
+        kept = {c.clip_id for c in source.episodes()}
+    assert victim not in kept and len(kept) >= 2
+    warnings = [r.getMessage() for r in caplog.records if victim in r.getMessage()]
+    assert len(warnings) == 1 and expected in warnings[0], warnings
+    assert source.skipped["bad clips"] >= 1
+    with pytest.raises(BadClipError, match=victim):
+        make_source(damaged_root, tmp_path / "strict", on_bad_clip="error").episodes()
+
+
+def test_t0_outside_the_margins_is_refused_not_clamped(av_root: Path, tmp_path: Path):
+    with pytest.raises(BadClipError, match="outside the margins"):  # needs 1.6 s of history
+        make_source(av_root, tmp_path, t0_s=1.0, on_bad_clip="error").episodes()
+    source = make_source(av_root, tmp_path, t0_s=1.0)
+    with pytest.raises(ValueError, match="No usable clip"):
+        source.episodes()
+
+
+def test_a_root_without_the_layout_names_what_is_missing(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="clip_index.parquet"):
+        make_source(tmp_path / "nowhere", tmp_path).episodes()
