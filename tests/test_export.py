@@ -1,16 +1,23 @@
-"""Export to a LeRobot policy directory: plain LeRobot loads it offline and acts as we do."""
+"""Export to a LeRobot policy directory (plain LeRobot loads it offline and acts as we do) and to
+TorchScript/ONNX graphs (their runtimes predict what the PyTorch module predicts)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import onnxruntime as ort
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
 from test_act_smolvla import make_act, make_batch, make_smolvla, save_trained_checkpoint
 
 from vla_lab import lerobot_api as lr
+from vla_lab.models.module import CHECKPOINT_KEY
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export import export, main
+from vla_lab.train import train
+from vla_lab.utils.config import compose_config
 
 
 @pytest.mark.parametrize("family", ["act", "smolvla_lora"])
@@ -39,11 +46,137 @@ def test_exported_directory_loads_in_plain_lerobot_and_acts_identically(
     assert torch.allclose(theirs, ours, atol=1e-5)
 
 
-def test_unsupported_format_is_refused_naming_the_supported_one(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="not yet supported.*lerobot"):
-        export(tmp_path / "model.ckpt", tmp_path / "out", format="onnx")
+def test_unsupported_format_is_refused_naming_the_supported_ones(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not yet supported.*lerobot, torchscript, onnx"):
+        export(tmp_path / "model.ckpt", tmp_path / "out", format="tensorrt")
 
 
 def test_command_line_needs_ckpt_path_and_out() -> None:
     with pytest.raises(SystemExit, match="usage"):
         main(["format=lerobot"])
+
+
+# ---- format=torchscript|onnx: one graph per checkpoint, checked against the PyTorch module ----
+
+FAST_TRAIN = [
+    "debug=limit",
+    "trainer.max_epochs=1",
+    "hardware.num_workers=0",
+    "hardware.batch_size=4",
+]
+
+
+@pytest.fixture(scope="module")
+def demo_checkpoints(shared_dirs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A Kosmos-LSTM (default experiment) and an ACT (roarm_act_demo) checkpoint, trained once."""
+    root = tmp_path_factory.mktemp("export_ckpts")
+    checkpoints = {}
+    for name, experiment in (("kosmos_lstm", []), ("act", ["experiment=roarm_act_demo"])):
+        cfg = compose_config(
+            [
+                f"paths.data_dir={shared_dirs['data_dir']}",
+                f"paths.cache_dir={shared_dirs['cache_dir']}",
+                f"paths.log_dir={root / 'outputs'}",
+                "print_config=false",
+                *experiment,
+                *FAST_TRAIN,
+            ],
+            output_dir=str(root / name),
+        )
+        train(cfg)
+        GlobalHydra.instance().clear()
+        checkpoints[name] = root / name / "checkpoints" / "last.ckpt"
+    return checkpoints
+
+
+def run_exported(path: Path, format: str, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    if format == "torchscript":
+        out = torch.jit.load(str(path))(*inputs)
+        return list(out) if isinstance(out, tuple) else [out]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    feeds = {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
+    return [torch.from_numpy(o) for o in session.run(None, feeds)]
+
+
+@pytest.mark.parametrize("format", ["torchscript", "onnx"])
+def test_kosmos_lstm_head_export_predicts_the_modules_actions_in_dataset_units(
+    demo_checkpoints, tmp_path: Path, format: str
+) -> None:
+    ckpt = demo_checkpoints["kosmos_lstm"]
+    out = export(ckpt, tmp_path / f"head.{format}", format=format)
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    assert sidecar["check"]["passed"] and sidecar["check"]["max_abs_error"] <= 1e-4
+    assert [i["name"] for i in sidecar["inputs"]] == ["features"]
+
+    module = load_module(ckpt)
+    held_out = torch.rand(
+        1, module.window_size, 3, *module.dataset_features[module.image_key].shape[-2:]
+    )
+    with torch.no_grad():
+        features = module.encode(held_out, ["go to the red box"])
+        expected = module.predict_action_chunk(
+            {module.image_key: held_out, "task": ["go to the red box"]}
+        )
+    actual = run_exported(out, format, [features])
+    assert actual[0].shape == (1, module.chunk_size, 3)
+    assert torch.allclose(actual[0], expected, atol=1e-4)
+    assert [o["name"] for o in sidecar["outputs"]][: len(actual)] == [
+        "actions",
+        "action_type_logits",
+    ][: len(actual)]
+
+
+@pytest.mark.parametrize("format", ["torchscript", "onnx"])
+def test_act_export_takes_raw_state_and_images_and_predicts_dataset_unit_actions(
+    demo_checkpoints, tmp_path: Path, format: str
+) -> None:
+    ckpt = demo_checkpoints["act"]
+    out = export(ckpt, tmp_path / f"act.{format}", format=format)
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    assert sidecar["check"]["passed"] and sidecar["check"]["max_abs_error"] <= 1e-4
+    assert sidecar["stats"]["action"]["mode"] == "mean_std"
+
+    module = load_module(ckpt)
+    gen = torch.Generator().manual_seed(7)  # not the sample export() checked on
+    inputs = {
+        i["name"]: (torch.rand if i["name"].startswith("observation.images") else torch.randn)(
+            *i["shape"], generator=gen
+        )
+        for i in sidecar["inputs"]
+    }
+    with torch.no_grad():
+        expected = module.predict_action_chunk({**inputs, "task": ["pick the cube"]})
+    actual = run_exported(out, format, list(inputs.values()))
+    assert actual[0].shape == expected.shape == (1, module.chunk_size, expected.shape[-1])
+    assert torch.allclose(actual[0], expected, atol=1e-4)
+
+
+def test_graph_export_of_smolvla_is_refused_saying_why(tmp_path: Path) -> None:
+    ckpt = tmp_path / "smolvla.ckpt"
+    target = "vla_lab.models.smolvla.SmolVLAModule"
+    torch.save({CHECKPOINT_KEY: {"config": {"model": {"_target_": target}}}}, ckpt)
+    with pytest.raises(NotImplementedError, match="KV cache.*format=lerobot"):
+        export(ckpt, tmp_path / "smolvla.onnx", format="onnx")
+    assert not (tmp_path / "smolvla.onnx").exists()
+
+
+def test_command_line_exports_onnx_with_a_sidecar(demo_checkpoints, tmp_path: Path) -> None:
+    out = tmp_path / "cli" / "head.onnx"
+    main([f"ckpt_path={demo_checkpoints['kosmos_lstm']}", "format=onnx", f"out={out}", "atol=1e-3"])
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    assert out.is_file() and sidecar["check"]["atol"] == 1e-3
+    assert not list(out.parent.glob(".*tmp"))
+
+
+def test_float16_onnx_for_the_jetson_is_checked_within_the_float16_tolerance(
+    demo_checkpoints, tmp_path: Path
+) -> None:
+    out = export(
+        demo_checkpoints["act"], tmp_path / "act_fp16.onnx", format="onnx", dtype="float16"
+    )
+    sidecar = json.loads(Path(f"{out}.json").read_text())
+    assert sidecar["dtype"] == "float16" and sidecar["check"]["atol"] == 1e-2
+    assert 0 < sidecar["check"]["max_abs_error"] <= 1e-2
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert {i.type for i in session.get_inputs()} == {"tensor(float16)"}

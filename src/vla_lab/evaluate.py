@@ -1,37 +1,149 @@
-"""The evaluation job: a checkpoint's validation metrics on a split, written to metrics.json."""
+"""The evaluation job: checkpoints' metrics on a split, with plots, and a table comparing them.
+
+For each checkpoint: `trainer.validate` gives the metrics under training's names (`val/loss`, loss
+terms, `val/action_type_acc`, ...); a second pass over the split through the agent interface
+(`predict_action_chunk`, `predict_trajectory`) keeps every frame's prediction and gives
+`val/mae_<dim>` and, for driving models, ADE/FDE at 0.5/1/3/5/6.4 s and the comfort rate. The
+second pass also supplies `val/mae`, `val/baseline_mae`, `val/ade`, ... (the same definitions as in
+training), so for models that sample (flow matching) every number in `metrics.json` describes the
+same predictions: the per-dimension MAEs average to `val/mae`, `val/ade_6.4s` equals `val/ade`.
+
+Outputs (in the run dir, or one subdir per checkpoint when several are given): `metrics.json`,
+`plots/*.png`, and TensorBoard scalars and images under `tensorboard/`; with several checkpoints
+also `comparison.md` and `comparison.json` in the run dir.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
+import matplotlib.pyplot as plt
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from vla_lab.data import datamodule_for
+from vla_lab.evaluation.comparison import EvaluatedCheckpoint, write_comparison
+from vla_lab.evaluation.metrics import prediction_metrics
+from vla_lab.evaluation.plots import evaluation_figures, save_figures
+from vla_lab.evaluation.predictions import collect_predictions
+from vla_lab.features import require_features
 from vla_lab.runtime.checkpoint import checkpoint_config, load_module
 from vla_lab.utils.logging import get_logger
 from vla_lab.utils.run import final_metrics, write_metrics
 
 log = get_logger(__name__)
 
+# Data loader settings the evaluation's `hardware` group decides, even for the checkpoint's data.
+LOADER_KEYS = ("batch_size", "num_workers", "pin_memory")
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """The model's validation metrics on `cfg.split` of its training data (or of `cfg.data`)."""
+
+def checkpoint_paths(ckpt_path: str | Sequence[str]) -> list[Path]:
+    """The checkpoint files of `ckpt_path` (one path or a list), all checked to exist up front."""
+    if isinstance(ckpt_path, ListConfig | list | tuple):
+        paths = [Path(str(p)) for p in ckpt_path]
+    else:
+        paths = [Path(str(ckpt_path))]
+    if not paths:
+        raise ValueError("ckpt_path is an empty list; give one checkpoint file or a list of them")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"ckpt_path: checkpoint file(s) {missing} do not exist; point ckpt_path at a "
+            "<run dir>/checkpoints/*.ckpt file (or a list: ckpt_path=[a.ckpt,b.ckpt])"
+        )
+    return paths
+
+
+def checkpoint_labels(paths: list[Path]) -> list[str]:
+    """A short, unique, file-name-safe name per checkpoint: `<run name>-<checkpoint stem>`."""
+    labels = []
+    for path in paths:
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        label = re.sub(r"[^A-Za-z0-9._=-]+", "_", f"{run_dir.name}-{path.stem}")
+        unique, n = label, 2
+        while unique in labels:
+            unique, n = f"{label}-{n}", n + 1
+        labels.append(unique)
+    return labels
+
+
+def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Evaluate every checkpoint of `cfg.ckpt_path` on `cfg.split`; {label: metrics}.
+
+    One checkpoint writes into the run dir itself; several write one subdir each, named by their
+    label, plus `comparison.md`/`comparison.json` side by side in the run dir.
+    """
     output_dir = Path(cfg.paths.output_dir)
+    limit = cfg.get("limit_batches")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit_batches={limit!r}: give a number of batches >= 1, or null")
+    paths = checkpoint_paths(cfg.ckpt_path)
+    labels = checkpoint_labels(paths)
+    evaluated = []
+    for path, label in zip(paths, labels, strict=True):
+        ckpt_dir = output_dir if len(paths) == 1 else output_dir / label
+        metrics = evaluate_checkpoint(path, cfg, ckpt_dir)
+        experiment = checkpoint_config(path).get("experiment_name") or "?"
+        evaluated.append(EvaluatedCheckpoint(label, str(path), experiment, str(ckpt_dir), metrics))
+    if len(paths) > 1:
+        table = write_comparison(evaluated, output_dir, cfg.split)
+        log.info("Compared %d checkpoints on split %s: %s", len(paths), cfg.split, table)
+    return {c.label: c.metrics for c in evaluated}
+
+
+def evaluate_checkpoint(
+    ckpt_path: str | Path, cfg: DictConfig, output_dir: Path
+) -> dict[str, float]:
+    """One checkpoint's metrics on `cfg.split`; writes metrics.json, plots and TensorBoard logs."""
     pl.seed_everything(cfg.seed, workers=True)
-    module = load_module(cfg.ckpt_path)
-    data_cfg = cfg.data if cfg.get("data") else checkpoint_config(cfg.ckpt_path).data
-    datamodule = datamodule_for(data_cfg, module)
+    module = load_module(ckpt_path)
+    datamodule = datamodule_for(evaluation_data_config(cfg, ckpt_path), module)
+    # The checkpoint carries its own stats; only check that the data serves what the model reads.
+    require_features(datamodule.features, module.required_features, type(module).__name__)
+    logger = TensorBoardLogger(output_dir, name="tensorboard", version="")
     trainer = pl.Trainer(
         accelerator=cfg.hardware.accelerator,
         devices=1,
         precision=cfg.hardware.precision,
-        logger=TensorBoardLogger(output_dir, name="tensorboard", version=""),
+        logger=logger,
         enable_checkpointing=False,
+        limit_val_batches=cfg.get("limit_batches") or 1.0,
     )
-    trainer.validate(module, dataloaders=datamodule.dataloader(cfg.split))
+    loader = datamodule.dataloader(cfg.split)
+    trainer.validate(module, dataloaders=loader, verbose=False)
     metrics = final_metrics(trainer)
+
+    pl.seed_everything(cfg.seed, workers=True)
+    with trainer.precision_plugin.forward_context():
+        predictions = collect_predictions(
+            module, loader, trainer.strategy.root_device, cfg.get("limit_batches")
+        )
+    metrics.update(prediction_metrics(predictions))
+    metrics = dict(sorted(metrics.items()))
     write_metrics(metrics, output_dir / "metrics.json")
-    log.info("%s on split %s: %s (written to %s)", cfg.ckpt_path, cfg.split, metrics, output_dir)
+    logger.log_metrics({f"eval/{k.removeprefix('val/')}": v for k, v in metrics.items()}, step=0)
+
+    figures = evaluation_figures(predictions)
+    save_figures(figures, output_dir / "plots")
+    for name, figure in figures.items():
+        logger.experiment.add_figure(f"eval/{name}", figure, global_step=0, close=False)
+        plt.close(figure)
+    logger.finalize("success")
+    log.info("%s on split %s: %s (written to %s)", ckpt_path, cfg.split, metrics, output_dir)
     return metrics
+
+
+def evaluation_data_config(cfg: DictConfig, ckpt_path: str | Path) -> DictConfig:
+    """`cfg.data` when given, else the data config the checkpoint was trained with, loading with
+    this job's `hardware` settings (batch size, workers)."""
+    if cfg.get("data"):
+        return cfg.data
+    data_cfg = OmegaConf.create(OmegaConf.to_container(checkpoint_config(ckpt_path).data))
+    with open_dict(data_cfg):
+        for key in LOADER_KEYS:
+            if key in data_cfg and key in cfg.hardware:
+                data_cfg[key] = cfg.hardware[key]
+    return data_cfg

@@ -1,46 +1,124 @@
-"""The inference job: a checkpoint's predicted actions for every frame of a split, as a table."""
+"""The inference job: run a checkpoint over recorded data as a robot would, frame by frame.
+
+`python infer.py ckpt_path=<ckpt> [input=<path>] [split=all]`. The input is a Mobile VLA `.h5`
+episode or a directory of them, a LeRobot dataset root or a PhysicalAI-AV root (recognised by
+its files); without one, the checkpoint's own data. Each episode (clip) is streamed through
+`vla_lab.runtime.Policy` in order, after a `reset()`, so history windows, action queues and
+ensembling behave as on the robot. `predictions.parquet` gets one row per frame: indices, the
+action executed (`action_pred`), the recorded one (`action_true`), and for driving models the
+predicted trajectory and its ADE against the logged future.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla_lab import features as ft
-from vla_lab.data import datamodule_for
-from vla_lab.runtime.checkpoint import checkpoint_config, load_module
+from vla_lab.runtime.checkpoint import checkpoint_config
+from vla_lab.runtime.policy import load_policy
+from vla_lab.utils.config import compose_config
 from vla_lab.utils.io import atomic_write
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
 
+# Input kind -> the data config that reads it.
+INPUT_DATA = {"mobile_vla": "mobile_vla_h5", "lerobot": "roarm_lerobot", "av": "nvidia_av"}
+
+
+def input_kind(path: Path) -> str:
+    """Which format `path` is, from its files; an unknown path names the three it could be."""
+    if path.is_file() and path.suffix in (".h5", ".hdf5"):
+        return "mobile_vla"
+    if (path / "clip_index.parquet").is_file():
+        return "av"
+    if (path / "meta" / "info.json").is_file():
+        return "lerobot"
+    if path.is_dir() and any(p.suffix in (".h5", ".hdf5") for p in path.rglob("*")):
+        return "mobile_vla"
+    raise FileNotFoundError(
+        f"input={path} is none of: a Mobile VLA .h5 episode or a directory of them, a LeRobot "
+        "dataset root (meta/info.json), a PhysicalAI-AV root (clip_index.parquet)"
+    )
+
+
+def input_data_config(input_path: str | None, trained: DictConfig, paths: DictConfig) -> DictConfig:
+    """The data config reading `input_path`: the checkpoint's own when it reads that format
+    (keeping its options: cameras, image size, commands), else the format's default."""
+    if not input_path:
+        return trained.data
+    path = Path(input_path).expanduser().resolve()
+    name = INPUT_DATA[input_kind(path)]
+    default = compose_config([f"data={name}"]).data
+    same_reader = trained.data.source._target_ == default.source._target_
+    data = OmegaConf.create(OmegaConf.to_container(trained.data if same_reader else default))
+    with open_dict(data):
+        data.source.root = str(path)
+        data.source.synthetic = None
+        if "cache_dir" in data.source:
+            data.source.cache_dir = str(paths.cache_dir)
+        data.split = {**data.get("split", {}), "val_fraction": 0.0, "use_source": False}
+    return data
+
 
 @torch.inference_mode()
 def infer(cfg: DictConfig) -> Path:
-    """Write `predictions.parquet`: one row per frame with indices, predicted and true action."""
+    """Write `predictions.parquet` in the run dir; see the module docstring."""
     output_dir = Path(cfg.paths.output_dir)
-    module = load_module(cfg.ckpt_path)
-    data_cfg = cfg.data if cfg.get("data") else checkpoint_config(cfg.ckpt_path).data
-    datamodule = datamodule_for(data_cfg, module)
-    now = module.action_delta_indices.index(0)
+    policy = load_policy(cfg.ckpt_path, device=cfg.get("device", "auto"))
+    module = policy.module
+    trained = checkpoint_config(cfg.ckpt_path)
+    data_cfg = (
+        cfg.data if cfg.get("data") else input_data_config(cfg.get("input"), trained, cfg.paths)
+    )
+    driving = hasattr(module, "predict_trajectory")
+    # One frame per item (the policy keeps the history); driving samples carry their whole future.
+    actions = module.action_delta_indices if driving else [0]
+    datamodule = instantiate(data_cfg, observation_delta_indices=[0], action_delta_indices=actions)
+    dataset = datamodule.dataset(cfg.split)
     rows = []
-    for batch in datamodule.dataloader(cfg.split):
-        predicted = module.predict_action_chunk(batch)[:, 0]
-        true = batch[ft.ACTION][:, now]
-        for i in range(len(predicted)):
-            rows.append(
-                {
-                    ft.EPISODE_INDEX: int(batch[ft.EPISODE_INDEX][i]),
-                    ft.FRAME_INDEX: int(batch[ft.FRAME_INDEX][i]),
-                    ft.INDEX: int(batch[ft.INDEX][i]),
-                    ft.TASK: batch[ft.TASK][i],
-                    "action_pred": predicted[i].tolist(),
-                    "action_true": true[i].tolist(),
-                }
-            )
+    episode = None
+    for item in _progress(dataset, cfg.get("progress", True)):
+        if item[ft.EPISODE_INDEX] != episode:
+            episode = item[ft.EPISODE_INDEX]
+            policy.reset()
+        rows.append(_row(policy, item, driving))
     path = output_dir / "predictions.parquet"
     atomic_write(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp))
     log.info("Wrote %d predictions to %s", len(rows), path)
     return path
+
+
+def _row(policy, item: dict[str, Any], driving: bool) -> dict[str, Any]:
+    row = {key: int(item[key]) for key in (ft.EPISODE_INDEX, ft.FRAME_INDEX, ft.INDEX)}
+    row[ft.TASK] = item[ft.TASK]
+    true = item.get(ft.ACTION)
+    if driving:
+        from vla_lab.av.clips import FUTURE_XYZ
+        from vla_lab.av.metrics import ade
+
+        out = policy.predict_trajectory(item)
+        row["clip_id"], row["t0_us"] = item["clip_id"], int(item["t0_us"])
+        row["action_pred"] = out["action"][0].tolist()
+        row["future_xyz_pred"] = out["future_xyz"].reshape(-1).tolist()
+        row["ade"] = float(ade(torch.from_numpy(out["future_xyz"]), item[FUTURE_XYZ]))
+    else:
+        row["action_pred"] = policy.act(item).tolist()
+    if true is not None:
+        row["action_true"] = torch.as_tensor(true).reshape(-1, true.shape[-1])[0].tolist()
+    return row
+
+
+def _progress(dataset, enabled: bool):
+    items = (dataset[i] for i in range(len(dataset)))
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=len(dataset), desc="infer", unit="frame")

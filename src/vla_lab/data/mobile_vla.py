@@ -265,6 +265,8 @@ class MobileVLAEpisodes:
 
 
 def _episode_paths(root: Path) -> list[Path]:
+    if root.is_file() and root.suffix in (".h5", ".hdf5"):  # one episode (infer.py input=)
+        return [root]
     if not root.is_dir():
         return []
     paths = [p for p in root.rglob("*") if p.suffix in (".h5", ".hdf5") and p.is_file()]

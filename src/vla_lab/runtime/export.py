@@ -1,6 +1,8 @@
-"""Export a trained checkpoint to a deployable directory.
+"""Export a trained checkpoint to a deployable directory or graph file.
 
     python -m vla_lab.runtime.export ckpt_path=<ckpt> format=lerobot out=<dir>
+    python -m vla_lab.runtime.export ckpt_path=<ckpt> format=torchscript|onnx out=<file> \
+        [atol=1e-4] [dtype=float32|float16]
 
 `format=lerobot` writes what `lerobot-record --policy.path=<dir>` loads: `config.json` and
 `model.safetensors` (`policy.save_pretrained`), the pre/post processor files
@@ -9,6 +11,15 @@
 directory with its config edited or re-export it). `ACTPolicy.from_pretrained(dir)` /
 `SmolVLAPolicy.from_pretrained(dir)` and `make_pre_post_processors(policy.config,
 pretrained_path=dir)` then load it offline and act as our module does.
+
+`format=torchscript|onnx` writes one fixed-shape, batch-1 graph (what it covers per model:
+`export_graph`), then loads it back (`torch.jit.load` / `onnxruntime.InferenceSession`) and
+compares it with the PyTorch module on a sample; the file appears at `out` only when the largest
+absolute difference is within `atol` (default 1e-4 for float32, 1e-2 for float16). Beside it,
+`<out>.json` records the input/output names and shapes, the check and the normalisation stats
+folded into the graph. `dtype=float16` casts the graph for a GPU runtime (checked on CUDA when
+there is one); for the Jetson Orin prefer a float32 ONNX and `trtexec --fp16`
+(conf/hardware/jetson_orin.yaml).
 """
 
 from __future__ import annotations
@@ -22,16 +33,26 @@ from pathlib import Path
 from vla_lab.models.backbones.files import WEIGHT_SUFFIXES, build_dir_atomically
 from vla_lab.models.lerobot_policy import LeRobotPolicyModule
 from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.export_file import GRAPH_FORMATS, export_graph_file
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-FORMATS = ("lerobot",)
+FORMATS = ("lerobot", *GRAPH_FORMATS)
 VLM_SUBDIR = "vlm"
 
 
-def export(ckpt_path: str | Path, out: str | Path, format: str = "lerobot") -> Path:
-    """Write `ckpt_path` as a `format` directory at `out` (atomically: all of it or nothing)."""
+def export(
+    ckpt_path: str | Path,
+    out: str | Path,
+    format: str = "lerobot",
+    atol: float | None = None,
+    dtype: str = "float32",
+) -> Path:
+    """Write `ckpt_path` as `format` at `out` (atomically: all of it or nothing).
+
+    `atol` and `dtype` apply to the graph formats (torchscript, onnx) only.
+    """
     if format not in FORMATS:
         raise ValueError(
             f"Export format {format!r} is not yet supported; supported: {', '.join(FORMATS)}."
@@ -39,6 +60,8 @@ def export(ckpt_path: str | Path, out: str | Path, format: str = "lerobot") -> P
     final = Path(out).expanduser().resolve()
     if final.exists():
         raise FileExistsError(f"Export target {final} exists; remove it or pick another out=.")
+    if format in GRAPH_FORMATS:
+        return export_graph_file(ckpt_path, final, format, atol, dtype)
     module = load_module(ckpt_path)
     if not isinstance(module, LeRobotPolicyModule):
         raise ValueError(
@@ -100,14 +123,22 @@ def _point_tokenizer_at(directory: Path, vlm_dir: str) -> None:
 
 def main(argv: list[str]) -> None:
     args = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    unknown = set(args) - {"ckpt_path", "out", "format"} or [a for a in argv if "=" not in a]
+    known = {"ckpt_path", "out", "format", "atol", "dtype"}
+    unknown = set(args) - known or [a for a in argv if "=" not in a]
     if unknown or not {"ckpt_path", "out"} <= set(args):
         raise SystemExit(
-            "usage: python -m vla_lab.runtime.export ckpt_path=<ckpt> out=<dir> "
-            f"[format={'|'.join(FORMATS)}]"
+            "usage: python -m vla_lab.runtime.export ckpt_path=<ckpt> out=<dir or file> "
+            f"[format={'|'.join(FORMATS)}] [atol=<max abs error>] [dtype=float32|float16]"
             + (f"; unknown arguments {sorted(unknown)}" if unknown else "")
         )
-    export(args["ckpt_path"], args["out"], args.get("format", "lerobot"))
+    atol = float(args["atol"]) if "atol" in args else None
+    export(
+        args["ckpt_path"],
+        args["out"],
+        args.get("format", "lerobot"),
+        atol=atol,
+        dtype=args.get("dtype", "float32"),
+    )
 
 
 if __name__ == "__main__":

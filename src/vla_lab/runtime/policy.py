@@ -166,7 +166,8 @@ class Policy:
             state = _lookup(observation, ft.STATE, "state")
             batch[ft.STATE] = self._tensor(state, self.features[ft.STATE].shape, ft.STATE)[None]
         for key, value in observation.items():  # extras the model reads (e.g. the ego history)
-            if key in self.features and key not in batch and key not in self.camera_keys:
+            extra = key in self.features and key not in (ft.ACTION, ft.STATE)
+            if extra and key not in batch and key not in self.camera_keys:
                 batch[key] = self._tensor(value, self.features[key].shape, key)[None]
         return batch
 
@@ -177,7 +178,9 @@ class Policy:
             if tensor.ndim != 3 or tensor.shape[-1] != 3:
                 raise ValueError(f"{key}: a uint8 image must be (H, W, 3) RGB, got {tensor.shape}")
             tensor = tensor.permute(2, 0, 1).float() / 255.0
-        elif tensor.ndim != 3 or tensor.shape[0] != 3:
+        elif tensor.ndim == 4 and tensor.shape[0] == 1:  # a one-frame history, as datasets serve
+            tensor = tensor[0]
+        if tensor.ndim != 3 or tensor.shape[0] != 3:
             raise ValueError(
                 f"{key}: a float image must be (3, H, W) in [0, 1], got {tensor.shape}"
             )

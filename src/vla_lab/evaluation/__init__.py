@@ -1,0 +1,1 @@
+"""Evaluation of trained checkpoints: per-frame predictions, metrics, plots, comparison tables."""
