@@ -20,6 +20,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla_lab import features as ft
+from vla_lab.av.clips import FUTURE_XYZ
+from vla_lab.av.metrics import ade
 from vla_lab.runtime.checkpoint import checkpoint_config
 from vla_lab.runtime.policy import load_policy
 from vla_lab.utils.config import compose_config
@@ -100,9 +102,6 @@ def _row(policy, item: dict[str, Any], driving: bool) -> dict[str, Any]:
     row[ft.TASK] = item[ft.TASK]
     true = item.get(ft.ACTION)
     if driving:
-        from vla_lab.av.clips import FUTURE_XYZ
-        from vla_lab.av.metrics import ade
-
         out = policy.predict_trajectory(item)
         row["clip_id"], row["t0_us"] = item["clip_id"], int(item["t0_us"])
         row["action_pred"] = out["action"][0].tolist()
@@ -119,6 +118,6 @@ def _progress(dataset, enabled: bool):
     items = (dataset[i] for i in range(len(dataset)))
     if not enabled:
         return items
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     return tqdm(items, total=len(dataset), desc="infer", unit="frame")

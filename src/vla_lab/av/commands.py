@@ -51,17 +51,27 @@ class RuleLabeler:
         "keep_lane": "Keep lane",
     }
 
+    def readings(self, fut_xyz: np.ndarray, fut_rot: np.ndarray) -> dict[str, float]:
+        """What the rules read from a future: yaw and lateral offset at the horizon, the largest
+        |yaw| along it, and the end speed from the last two points."""
+        yaws = np.arctan2(fut_rot[:, 1, 0], fut_rot[:, 0, 0])
+        return {
+            "yaw": float(yaws[-1]),
+            "max_abs_yaw": float(np.abs(yaws).max()),
+            "lateral": float(fut_xyz[-1, 1]),
+            "v_end": float(np.linalg.norm(fut_xyz[-1, :2] - fut_xyz[-2, :2]) / self.dt),
+        }
+
     def label(self, fut_xyz: np.ndarray, fut_rot: np.ndarray, v0: float) -> str:
         """The command for one future: `fut_xyz` (T, 3), `fut_rot` (T, 3, 3) in the t0 frame."""
-        yaw = float(np.arctan2(fut_rot[-1, 1, 0], fut_rot[-1, 0, 0]))
-        lateral = float(fut_xyz[-1, 1])
-        v_end = float(np.linalg.norm(fut_xyz[-1, :2] - fut_xyz[-2, :2]) / self.dt)
+        read = self.readings(fut_xyz, fut_rot)
+        yaw, lateral, v_end = read["yaw"], read["lateral"], read["v_end"]
         if v_end < self.stop_speed <= v0:
             return self.commands["stop"]
         if abs(yaw) >= self.turn_yaw:
             return self.commands["turn_left" if yaw > 0 else "turn_right"]
-        max_yaw = float(np.abs(np.arctan2(fut_rot[:, 1, 0], fut_rot[:, 0, 0])).max())
-        if abs(lateral) >= self.lane_change_offset and max_yaw <= self.lane_change_max_yaw:
+        small_yaw = read["max_abs_yaw"] <= self.lane_change_max_yaw
+        if abs(lateral) >= self.lane_change_offset and small_yaw:
             return self.commands["change_lane_left" if lateral > 0 else "change_lane_right"]
         if v_end - v0 <= -self.speed_change:
             return self.commands["slow_down"]

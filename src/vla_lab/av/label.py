@@ -67,11 +67,10 @@ class TrajectoryLabeler:
     def label(self, fut_xyz: np.ndarray, fut_rot: np.ndarray, v0: float) -> tuple[str, str]:
         """(command, reasoning) of one future (T, 3) / (T, 3, 3) in the t0 frame, as RuleLabeler
         reads it: yaw and lateral offset at the horizon, end speed from the last two points."""
-        yaw = float(np.arctan2(fut_rot[-1, 1, 0], fut_rot[-1, 0, 0]))
-        v_end = float(np.linalg.norm(fut_xyz[-1, :2] - fut_xyz[-2, :2]) / self.rule.dt)
+        read = self.rule.readings(fut_xyz, fut_rot)
         reasoning = (
-            f"yaw change {yaw:+.2f} rad, lateral offset {float(fut_xyz[-1, 1]):+.1f} m, speed "
-            f"{v0:.1f} -> {v_end:.1f} m/s over {len(fut_xyz) * self.rule.dt:.1f} s"
+            f"yaw change {read['yaw']:+.2f} rad, lateral offset {read['lateral']:+.1f} m, speed "
+            f"{v0:.1f} -> {read['v_end']:.1f} m/s over {len(fut_xyz) * self.rule.dt:.1f} s"
         )
         return self.rule.label(fut_xyz, fut_rot, v0), reasoning
 

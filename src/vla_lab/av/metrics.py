@@ -41,19 +41,23 @@ def fde(pred_xy: Tensor, true_xy: Tensor, mask: Tensor | None = None) -> Tensor:
     return torch.where(mask.any(dim=-1), final, torch.full_like(final, float("nan")))
 
 
-def _horizon_steps(seconds: float, dt: float) -> int:
+# ADE/FDE are also reported over the first seconds of the future (the full horizon is `ade`).
+HORIZONS_S = (0.5, 1.0, 3.0, 5.0)
+
+
+def horizon_steps(seconds: float, dt: float) -> int:
     return max(1, round(seconds / dt))
 
 
 def ade_at(pred_xy: Tensor, true_xy: Tensor, seconds: float, dt: float = 0.1) -> Tensor:
     """ADE over the first `seconds` of the horizon (0.5 s at dt = 0.1 is the first 5 steps)."""
-    steps = _horizon_steps(seconds, dt)
+    steps = horizon_steps(seconds, dt)
     return ade(pred_xy[..., :steps, :], true_xy[..., :steps, :])
 
 
 def fde_at(pred_xy: Tensor, true_xy: Tensor, seconds: float, dt: float = 0.1) -> Tensor:
     """Distance at time `seconds` after t0 (step round(seconds / dt))."""
-    steps = _horizon_steps(seconds, dt)
+    steps = horizon_steps(seconds, dt)
     return fde(pred_xy[..., :steps, :], true_xy[..., :steps, :])
 
 

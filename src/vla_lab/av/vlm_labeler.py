@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from vla_lab.utils.device import resolve_device
+
 log = logging.getLogger(__name__)
 
 REASONING_SLOT = "{reasoning}"
@@ -58,13 +60,6 @@ def snap_to_vocabulary(text: str, vocabulary: Sequence[str]) -> str:
         return coverage, jaccard, difflib.SequenceMatcher(None, lowered, entry.lower()).ratio()
 
     return max(vocabulary, key=score)
-
-
-def resolve_device(device: str) -> torch.device:
-    """`auto`: cuda when available, else cpu; anything else as torch spells it."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class VLMLabeler:

@@ -5,11 +5,8 @@ up in one table.
 
 from __future__ import annotations
 
+from vla_lab.av.metrics import HORIZONS_S, horizon_steps
 from vla_lab.evaluation.predictions import DrivingPredictions, SplitPredictions
-
-# ADE/FDE over the first seconds of the future; the full horizon (6.4 s for 64 steps at 10 Hz) is
-# added from the model's own length.
-HORIZONS_S = (0.5, 1.0, 3.0, 5.0)
 
 
 def action_metrics(predictions: SplitPredictions) -> dict[str, float]:
@@ -28,13 +25,10 @@ def action_metrics(predictions: SplitPredictions) -> dict[str, float]:
 
 
 def horizons_s(driving: DrivingPredictions) -> list[float]:
-    """The horizons reported (s): `HORIZONS_S` within the prediction, and the full horizon."""
+    """The horizons reported (s): `HORIZONS_S` within the prediction, and the full horizon
+    (6.4 s for 64 steps at 10 Hz) from the model's own length."""
     full = round(driving.step_error.shape[-1] * driving.dt, 6)
     return [s for s in HORIZONS_S if s < full] + [full]
-
-
-def _steps(seconds: float, dt: float) -> int:
-    return max(1, round(seconds / dt))  # as vla_lab.av.metrics.ade_at counts them
 
 
 def driving_metrics(driving: DrivingPredictions) -> dict[str, float]:
@@ -46,7 +40,7 @@ def driving_metrics(driving: DrivingPredictions) -> dict[str, float]:
         metrics[f"val/{prefix}ade"] = step_error.mean().item()
         metrics[f"val/{prefix}fde"] = step_error[:, -1].mean().item()
         for seconds in horizons_s(driving):
-            steps = _steps(seconds, driving.dt)
+            steps = horizon_steps(seconds, driving.dt)
             metrics[f"val/{prefix}ade_{seconds:g}s"] = step_error[:, :steps].mean().item()
             metrics[f"val/{prefix}fde_{seconds:g}s"] = step_error[:, steps - 1].mean().item()
     metrics["val/comfort"] = driving.comfort.float().mean().item()

@@ -30,7 +30,6 @@ from vla_lab.models.module import StepOutput
 from vla_lab.models.smolvla import SmolVLAModule
 
 TRAJECTORY_LOSSES = ("huber", "l2")
-HORIZONS_S = (0.5, 1.0, 3.0, 5.0)  # ADE over the first seconds; the full 6.4 s is `ade`
 
 
 class SmolVLAUnicycleModule(SmolVLAModule):
@@ -173,7 +172,7 @@ def trajectory_metrics(
         "baseline_ade": av_metrics.ade(baseline_xy, true_xy),
         "baseline_fde": av_metrics.fde(baseline_xy, true_xy),
     }
-    for seconds in HORIZONS_S:
+    for seconds in av_metrics.HORIZONS_S:
         metrics[f"ade_{seconds:g}s"] = av_metrics.ade_at(pred_xy, true_xy, seconds, dt)
     return metrics
 

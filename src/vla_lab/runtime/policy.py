@@ -28,12 +28,7 @@ import torch.nn.functional as F
 from vla_lab import features as ft
 from vla_lab.models.module import VLAModule
 from vla_lab.runtime.checkpoint import load_module
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+from vla_lab.utils.device import resolve_device
 
 
 def load_policy(
