@@ -8,7 +8,10 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from vla_lab.train import train
 from vla_lab.utils.config import compose_config
+
+DEMOS = ["mobile_vla_demo", "roarm_act_demo", "roarm_smolvla_demo", "av_smolvla_unicycle_demo"]
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,35 @@ def make_cfg(shared_dirs: dict[str, Path], tmp_path: Path):
 
     yield _make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def checkpoint_of(shared_dirs, tmp_path_factory: pytest.TempPathFactory):
+    """`checkpoint_of(experiment)`: a short run's last.ckpt, trained once per test session and
+    shared by the evaluate, infer and policy tests (they check what is written, not how good)."""
+    root = tmp_path_factory.mktemp("demo_runs")
+    trained: dict[str, Path] = {}
+
+    def _get(experiment: str) -> Path:
+        if experiment not in trained:
+            run = root / experiment
+            cfg = compose_config(
+                [
+                    f"paths.data_dir={shared_dirs['data_dir']}",
+                    f"paths.cache_dir={shared_dirs['cache_dir']}",
+                    f"paths.log_dir={root / 'outputs'}",
+                    "print_config=false",
+                    f"experiment={experiment}",
+                    "hardware.num_workers=0",
+                    "hardware.batch_size=4",
+                    "debug=limit",
+                    "trainer.max_epochs=1",
+                ],
+                output_dir=str(run),
+            )
+            train(cfg)
+            GlobalHydra.instance().clear()
+            trained[experiment] = run / "checkpoints" / "last.ckpt"
+        return trained[experiment]
+
+    return _get

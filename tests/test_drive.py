@@ -21,7 +21,6 @@ from vla_lab.runtime.drive_commander import (
     ScriptedCommander,
 )
 from vla_lab.runtime.drive_safety import SafetyLayer
-from vla_lab.train import train
 from vla_lab.utils.config import compose_config
 
 SCHEDULE = [
@@ -123,28 +122,9 @@ def test_commander_thread_publishes_on_its_own_clock_what_the_latest_frame_asks_
 
 
 # ---- drives on a tiny checkpoint ---------------------------------------------------------------
-@pytest.fixture(scope="module")
-def driving_ckpt(shared_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("drive_agent")
-    cfg = compose_config(
-        [
-            f"paths.data_dir={shared_dirs['data_dir']}",
-            f"paths.cache_dir={shared_dirs['cache_dir']}",
-            f"paths.log_dir={run / 'outputs'}",
-            "print_config=false",
-            "experiment=av_smolvla_unicycle_demo",
-            "hardware.num_workers=0",
-            "hardware.batch_size=4",
-            "debug=limit",
-            "trainer.max_epochs=1",
-            "trainer.limit_train_batches=1",
-            "trainer.limit_val_batches=1",
-        ],
-        output_dir=str(run),
-    )
-    train(cfg)
-    GlobalHydra.instance().clear()
-    return run / "checkpoints" / "last.ckpt"
+@pytest.fixture()
+def driving_ckpt(checkpoint_of) -> Path:
+    return checkpoint_of("av_smolvla_unicycle_demo")
 
 
 @pytest.fixture()

@@ -9,48 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
+from conftest import DEMOS
 
 from vla_lab.evaluate import evaluate
 from vla_lab.evaluation.comparison import EvaluatedCheckpoint, comparison_markdown
-from vla_lab.train import train
 from vla_lab.utils.config import PROJECT_ROOT, compose_config
 
-DEMOS = ["mobile_vla_demo", "roarm_act_demo", "roarm_smolvla_demo", "av_smolvla_unicycle_demo"]
 # A quick look at the split: the tests check what is written, not how good the numbers are.
 QUICK = ["hardware.num_workers=0", "hardware.batch_size=2", "limit_batches=1"]
 DRIVING_HORIZONS = ["0.5s", "1s", "3s", "5s", "6.4s"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint_of(shared_dirs, tmp_path_factory: pytest.TempPathFactory):
-    """`checkpoint_of(experiment)`: a short run's last.ckpt, trained once per test module."""
-    root = tmp_path_factory.mktemp("evaluate_runs")
-    trained: dict[str, Path] = {}
-
-    def _get(experiment: str) -> Path:
-        if experiment not in trained:
-            run = root / experiment
-            cfg = compose_config(
-                [
-                    f"paths.data_dir={shared_dirs['data_dir']}",
-                    f"paths.cache_dir={shared_dirs['cache_dir']}",
-                    f"paths.log_dir={root / 'outputs'}",
-                    "print_config=false",
-                    f"experiment={experiment}",
-                    "hardware.num_workers=0",
-                    "hardware.batch_size=4",
-                    "debug=limit",
-                    "trainer.max_epochs=1",
-                ],
-                output_dir=str(run),
-            )
-            train(cfg)
-            trained[experiment] = run / "checkpoints" / "last.ckpt"
-        return trained[experiment]
-
-    yield _get
-    GlobalHydra.instance().clear()
 
 
 def evaluate_cfg(ckpt_path: str, out: Path, overrides: list[str] | None = None):

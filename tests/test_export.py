@@ -9,15 +9,12 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 import torch
-from hydra.core.global_hydra import GlobalHydra
 from test_act_smolvla import make_act, make_batch, make_smolvla, save_trained_checkpoint
 
 from vla_lab import lerobot_api as lr
 from vla_lab.models.module import CHECKPOINT_KEY
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export import export, main
-from vla_lab.train import train
-from vla_lab.utils.config import compose_config
 
 
 @pytest.mark.parametrize("family", ["act", "smolvla_lora"])
@@ -58,35 +55,11 @@ def test_command_line_needs_ckpt_path_and_out() -> None:
 
 # ---- format=torchscript|onnx: one graph per checkpoint, checked against the PyTorch module ----
 
-FAST_TRAIN = [
-    "debug=limit",
-    "trainer.max_epochs=1",
-    "hardware.num_workers=0",
-    "hardware.batch_size=4",
-]
 
-
-@pytest.fixture(scope="module")
-def demo_checkpoints(shared_dirs, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A Kosmos-LSTM (default experiment) and an ACT (roarm_act_demo) checkpoint, trained once."""
-    root = tmp_path_factory.mktemp("export_ckpts")
-    checkpoints = {}
-    for name, experiment in (("kosmos_lstm", []), ("act", ["experiment=roarm_act_demo"])):
-        cfg = compose_config(
-            [
-                f"paths.data_dir={shared_dirs['data_dir']}",
-                f"paths.cache_dir={shared_dirs['cache_dir']}",
-                f"paths.log_dir={root / 'outputs'}",
-                "print_config=false",
-                *experiment,
-                *FAST_TRAIN,
-            ],
-            output_dir=str(root / name),
-        )
-        train(cfg)
-        GlobalHydra.instance().clear()
-        checkpoints[name] = root / name / "checkpoints" / "last.ckpt"
-    return checkpoints
+@pytest.fixture()
+def demo_checkpoints(checkpoint_of) -> dict[str, Path]:
+    """A Kosmos-LSTM (default experiment) and an ACT (roarm_act_demo) checkpoint."""
+    return {"kosmos_lstm": checkpoint_of("mobile_vla_demo"), "act": checkpoint_of("roarm_act_demo")}
 
 
 def run_exported(path: Path, format: str, inputs: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -6,11 +6,13 @@ its files); without one, the checkpoint's own data. Each episode (clip) is strea
 `vla_lab.runtime.Policy` in order, after a `reset()`, so history windows, action queues and
 ensembling behave as on the robot. `predictions.parquet` gets one row per frame: indices, the
 action executed (`action_pred`), the recorded one (`action_true`), and for driving models the
-predicted trajectory and its ADE against the logged future.
+predicted trajectory and its ADE against the logged future. `render=true` also writes
+`predictions.mp4`: every frame with the prediction drawn on it (`vla_lab.evaluation.render`).
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vla_lab import features as ft
 from vla_lab.av.clips import FUTURE_XYZ
 from vla_lab.av.metrics import ade
+from vla_lab.evaluation.render import InferenceRenderer
 from vla_lab.runtime.checkpoint import checkpoint_config
 from vla_lab.runtime.policy import load_policy
 from vla_lab.utils.config import compose_config
@@ -84,16 +87,27 @@ def infer(cfg: DictConfig) -> Path:
     actions = module.action_delta_indices if driving else [0]
     datamodule = instantiate(data_cfg, observation_delta_indices=[0], action_delta_indices=actions)
     dataset = datamodule.dataset(cfg.split)
+    renderer = None
+    if cfg.get("render", False):
+        video_path = output_dir / "predictions.mp4"
+        renderer = InferenceRenderer(
+            module, dataset, datamodule.source, video_path, cfg.render_fps, cfg.render_height
+        )
     rows = []
     episode = None
-    for item in _progress(dataset, cfg.get("progress", True)):
-        if item[ft.EPISODE_INDEX] != episode:
-            episode = item[ft.EPISODE_INDEX]
-            policy.reset()
-        rows.append(_row(policy, item, driving))
+    with renderer or nullcontext():
+        for index, item in _progress(dataset, cfg.get("progress", True), cfg.get("limit_frames")):
+            if item[ft.EPISODE_INDEX] != episode:
+                episode = item[ft.EPISODE_INDEX]
+                policy.reset()
+            rows.append(_row(policy, item, driving))
+            if renderer is not None:
+                renderer.add(index, item, rows[-1])
     path = output_dir / "predictions.parquet"
     atomic_write(path, lambda tmp: pd.DataFrame(rows).to_parquet(tmp))
     log.info("Wrote %d predictions to %s", len(rows), path)
+    if renderer is not None and video_path.is_file():
+        log.info("Wrote the video of them to %s", video_path)
     return path
 
 
@@ -114,10 +128,11 @@ def _row(policy, item: dict[str, Any], driving: bool) -> dict[str, Any]:
     return row
 
 
-def _progress(dataset, enabled: bool):
-    items = (dataset[i] for i in range(len(dataset)))
+def _progress(dataset, enabled: bool, limit: int | None):
+    total = len(dataset) if limit is None else min(int(limit), len(dataset))
+    items = ((i, dataset[i]) for i in range(total))
     if not enabled:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, total=len(dataset), desc="infer", unit="frame")
+    return tqdm(items, total=total, desc="infer", unit="frame")

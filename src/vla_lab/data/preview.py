@@ -58,7 +58,7 @@ def _tile(sample: dict[str, Any], deltas: Sequence[int] | None) -> Image.Image:
     tile.paste(Image.fromarray(pixels).resize((TILE, TILE), Image.BILINEAR))
     draw = ImageDraw.Draw(tile)
     _draw_actions(draw, sample, deltas)
-    font = _font()
+    font = label_font()
     caption = f"ep {int(sample.get(EPISODE_INDEX, -1))} t {int(sample.get(FRAME_INDEX, -1))}: "
     lines = textwrap.wrap(caption + str(sample.get(TASK, "")), width=38)[:3]
     draw.multiline_text((3, TILE + 1), "\n".join(lines), fill="black", font=font, spacing=1)
@@ -91,7 +91,8 @@ def _draw_actions(
         x, y = nx, ny
 
 
-def _font() -> ImageFont.ImageFont:
+def label_font() -> ImageFont.ImageFont:
+    """The small font of labels drawn on images (previews, infer videos)."""
     try:
         return ImageFont.load_default(size=11)
     except TypeError:  # Pillow < 10.1 has no size argument

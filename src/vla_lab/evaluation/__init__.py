@@ -1,1 +1,2 @@
-"""Evaluation of trained checkpoints: per-frame predictions, metrics, plots, comparison tables."""
+"""Evaluation of trained checkpoints: per-frame predictions, metrics, plots, comparison tables,
+and videos of the predictions."""
