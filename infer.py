@@ -6,9 +6,9 @@ Thin Hydra entry point; the work is in `vla_lab.infer.infer`.
 import hydra
 from omegaconf import DictConfig
 
-from vla_lab.utils.config import set_project_root_env
+from vla_lab.utils.config import prepare_hydra
 
-set_project_root_env()
+prepare_hydra()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="infer")

@@ -10,10 +10,10 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from vla_lab.utils.config import set_project_root_env
+from vla_lab.utils.config import prepare_hydra
 from vla_lab.utils.run import SECONDARY_RANK_OVERRIDES, is_secondary_rank, run_sweep_job
 
-set_project_root_env()
+prepare_hydra()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -1,10 +1,11 @@
 """What a kill -9 costs: interrupted-and-resumed vs uninterrupted runs, same seed and steps.
 
 The demo experiment trains 2 epochs of 20 steps with a step checkpoint every 10 steps. Two cuts:
-- mid-epoch: kill -9 once `step000030.ckpt` (mid second epoch) exists, then re-run the same
-  command with resume=auto, which continues from `last.ckpt`. Lightning restarts the
-  interrupted epoch's data loader, so the batches after the cut differ from the uninterrupted
-  run's: val/loss is close, not equal (target: relative difference < 1%).
+- mid-epoch: kill -9 once `step000030.ckpt` (mid second epoch) and `last.ckpt` are written, then
+  re-run the same command with resume=auto, which continues from `last.ckpt`. The train loader
+  is resumable (`vla_lab.data.resumable`: the same permutation, the trained batches skipped) and
+  the checkpoint carries the RNG states, so the resumed run should repeat the uninterrupted one
+  (target: relative difference < 1%; expected: equal).
 - epoch boundary: kill -9 once the end-of-epoch checkpoint `epoch000-step000020.ckpt` exists and
   resume from it (ckpt_path): no epoch is cut and the checkpoint carries the RNG states, so the
   resumed run should repeat the uninterrupted one (target: equal val/loss).
@@ -61,16 +62,28 @@ def _run(command: list[str]) -> float:
 
 
 def _run_until(command: list[str], checkpoint: Path) -> float:
-    """Start `command`, kill -9 it as soon as `checkpoint` exists; the seconds it ran."""
+    """Start `command`, kill -9 it as soon as `checkpoint` exists and `last.ckpt` (written just
+    after it) has caught up with it; the seconds it ran."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while not checkpoint.is_file():
+    last = checkpoint.parent / "last.ckpt"
+    while not _caught_up(last, checkpoint):
         if process.poll() is not None:
             raise RuntimeError(f"the run ended before writing {checkpoint}")
-        time.sleep(0.05)
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.wait()
     return time.perf_counter() - start
+
+
+def _caught_up(last: Path, checkpoint: Path) -> bool:
+    writing = list(last.parent.glob(".last.ckpt.*"))
+    return (
+        checkpoint.is_file()
+        and last.is_file()
+        and not writing
+        and last.stat().st_mtime_ns >= checkpoint.stat().st_mtime_ns
+    )
 
 
 def _val_loss(run_dir: Path) -> float:

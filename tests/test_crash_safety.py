@@ -69,6 +69,31 @@ def test_kill_9_then_resume_auto_reaches_the_uninterrupted_step_count(shared_dir
     assert torch.load(checkpoints / "last.ckpt", weights_only=False)["global_step"] == 24
 
 
+def test_a_run_resumed_mid_epoch_repeats_the_uninterrupted_run_exactly(make_cfg, tmp_path):
+    """Same seed, same steps: cut at step 9 of 12 (mid second epoch), resumed from the step
+    checkpoint, the run sees the batches it had left and ends on the same val/loss."""
+    settings = [
+        *FAST,
+        "trainer.max_epochs=2",
+        "trainer.limit_train_batches=6",
+        "trainer.limit_val_batches=2",
+        "callbacks.step_checkpoint.every_n_train_steps=3",
+    ]
+    uninterrupted = train(make_cfg(settings, output_dir=tmp_path / "full"))
+    train(make_cfg([*settings, "trainer.max_steps=9"], output_dir=tmp_path / "cut"))
+    step_9 = tmp_path / "cut" / "checkpoints" / "step000009.ckpt"
+    assert (
+        torch.load(step_9, weights_only=False)["loops"]["fit_loop"]["epoch_progress"]["current"][
+            "processed"
+        ]
+        == 1
+    )  # in the second epoch
+
+    resumed = train(make_cfg([*settings, f"ckpt_path={step_9}"], output_dir=tmp_path / "cut"))
+
+    assert resumed["val/loss"] == uninterrupted["val/loss"]
+
+
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(shared_dirs, tmp_path):
     every = "callbacks.step_checkpoint.every_n_train_steps=2"
     command = _train_command(shared_dirs, tmp_path, "trainer.max_epochs=50", every)

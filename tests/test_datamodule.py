@@ -14,6 +14,7 @@ import torch
 from vla_lab.data.datamodule import VLADataModule, split_episodes
 from vla_lab.data.mobile_vla import MobileVLAEpisodes
 from vla_lab.data.preview import describe, write_preview
+from vla_lab.data.resumable import ResumableDataLoader
 from vla_lab.data.synthetic.mobile_vla import write_synthetic_episodes
 from vla_lab.features import compute_stats, load_stats
 
@@ -150,3 +151,36 @@ def test_preview_writes_a_png_and_describe_names_features(source, tmp_path):
     assert Path(png).stat().st_size > 0
     text = describe(dm)
     assert "observation.images.front" in text and "action.mean" in text and "by_scenario" in text
+
+
+def test_a_resumed_train_loader_serves_the_rest_of_the_interrupted_epoch():
+    """What a kill -9 after 3 batches of epoch 1 then a resume sees: the same permutation, minus
+    the batches already trained on, and the next epoch as if nothing had happened."""
+
+    def epoch(loader, number: int, stop: int | None = None) -> list[list[int]]:
+        loader.shuffler.set_epoch(number)
+        batches = []
+        for batch in loader:
+            batches.append(batch.tolist())
+            if len(batches) == stop:
+                break
+        return batches
+
+    data = list(range(20))
+    reference = ResumableDataLoader(data, seed=7, batch_size=4)
+    uninterrupted = [epoch(reference, 0), epoch(reference, 1), epoch(reference, 2)]
+    assert uninterrupted[0] != uninterrupted[1]  # shuffled anew every epoch
+    assert sorted(sum(uninterrupted[1], [])) == data
+
+    cut = ResumableDataLoader(data, seed=7, batch_size=4)
+    epoch(cut, 0)
+    assert epoch(cut, 1, stop=3) == uninterrupted[1][:3]
+    state = cut.state_dict()
+    assert state == {"epoch": 1, "batches": 3}
+
+    resumed = ResumableDataLoader(data, seed=7, batch_size=4)
+    resumed.load_state_dict(state)
+    assert epoch(resumed, 1) == uninterrupted[1][3:]
+    assert epoch(resumed, 2) == uninterrupted[2]
+    resumed.load_state_dict({"epoch": 1, "batches": 5})  # a checkpoint from the epoch's end
+    assert epoch(resumed, 2) == uninterrupted[2]

@@ -51,11 +51,11 @@ def test_history_window_repeats_the_first_frame_and_flags_it(bare_checkpoint: Pa
     window = policy.window
     images, pad = seen[-1][CAMERA][0], seen[-1][CAMERA + "_is_pad"][0]
     assert images.shape[0] == window and pad.tolist() == [True] * (window - 3) + [False] * 3
-    expected = torch.from_numpy(frame(2)).permute(2, 0, 1).float() / 255
+    raw = torch.from_numpy(frame(2)).permute(2, 0, 1)  # resized as uint8, then made float
     resized = torch.nn.functional.interpolate(
-        expected[None], size=images.shape[-2:], mode="bilinear", antialias=True
+        raw[None], size=images.shape[-2:], mode="bilinear", antialias=True
     )[0]
-    torch.testing.assert_close(images[-1], resized)
+    torch.testing.assert_close(images[-1], resized.float() / 255)
     torch.testing.assert_close(images[0], images[window - 3])  # padding = the first frame
     policy.reset()
     policy.predict_chunk({CAMERA: frame(5), "task": "go"})

@@ -22,9 +22,11 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vla_lab.data.augment import build_train_transform
+from vla_lab.data.resumable import ResumableDataLoader
 from vla_lab.features import ACTION, Feature, Stats, save_stats
 
 log = logging.getLogger(__name__)
@@ -142,7 +144,10 @@ class VLADataModule(L.LightningDataModule):
         return self.dataset("val")
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_dataset, shuffle=True)
+        """Shuffled by (seed, epoch) and resumable mid-epoch (`vla_lab.data.resumable`)."""
+        return ResumableDataLoader(
+            self.train_dataset, seed=torch.initial_seed() % 2**31, **self._loader_options()
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_dataset, shuffle=False)
@@ -152,15 +157,16 @@ class VLADataModule(L.LightningDataModule):
         return self._loader(self.dataset(split), shuffle=shuffle)
 
     def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, shuffle=shuffle, **self._loader_options())
+
+    def _loader_options(self) -> dict[str, Any]:
         # Worker seeding comes from lightning's seed_everything(workers=True).
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
+        return {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers and self.num_workers > 0,
+        }
 
     def save_stats(self, path: str | Path) -> None:
         """Write the train-split stats as JSON, atomically."""

@@ -203,6 +203,13 @@ class VLAModule(pl.LightningModule):
             **self.extra_checkpoint_payload(),
         }
 
+    def on_train_start(self) -> None:
+        # Asking for estimated_stepping_batches in configure_optimizers makes Lightning (2.5)
+        # build the train loader before it restores a checkpoint, and then it never hands the
+        # loader its saved position; hand it over now, before the first batch is drawn
+        # (`vla_lab.data.resumable`). A no-op unless resuming.
+        self.trainer.fit_loop._load_combined_loader_states()
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         payload = checkpoint.get(CHECKPOINT_KEY, {})
         self.dataset_stats = payload.get("stats", self.dataset_stats)

@@ -44,7 +44,7 @@ from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
 from vla_lab.runtime.drive_commander import Command, CommanderThread, Frame, build_commander
 from vla_lab.runtime.drive_safety import EVENTS, SafetyLayer
 from vla_lab.runtime.policy import Policy, load_policy
-from vla_lab.utils.config import CONF_DIR, set_project_root_env
+from vla_lab.utils.config import CONF_DIR, prepare_hydra
 from vla_lab.utils.io import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -307,7 +307,7 @@ def summary(report: dict[str, Any]) -> str:
     )
 
 
-set_project_root_env()
+prepare_hydra()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="drive")

@@ -10,14 +10,18 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from vla_lab.utils.schema import register_schemas
+
 # An editable install keeps the package at <repo>/src/vla_lab, beside <repo>/conf.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 CONF_DIR = PROJECT_ROOT / "conf"
 
 
-def set_project_root_env() -> None:
-    """Let the configs' `${oc.env:PROJECT_ROOT}` resolve, unless the user pointed it elsewhere."""
+def prepare_hydra() -> None:
+    """Before composing: let the configs' `${oc.env:PROJECT_ROOT}` resolve (unless the user
+    pointed it elsewhere) and put the config schemas in Hydra's ConfigStore."""
     os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
+    register_schemas()
 
 
 def compose_config(
@@ -28,7 +32,7 @@ def compose_config(
     The Hydra node is kept and registered so `${hydra:...}` interpolations resolve; ``output_dir``
     stands in for the run dir Hydra would have created.
     """
-    set_project_root_env()
+    prepare_hydra()
     if not CONF_DIR.is_dir():
         raise FileNotFoundError(
             f"config directory {CONF_DIR} not found: is vla-lab installed with -e?"

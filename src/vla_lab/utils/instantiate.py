@@ -16,7 +16,7 @@ def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
 
 
 def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
-    """Loggers from a dict of `_target_` nodes; `logger=null` trains without any."""
+    """Loggers from a dict of `_target_` nodes; `~logger` on the command line trains without any."""
     return [
         instantiate(node) for node in (logger_cfg or {}).values() if node and "_target_" in node
     ]

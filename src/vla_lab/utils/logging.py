@@ -37,6 +37,7 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, show: bool =
     if show:
         Console().print(tree)
     if save_to is not None:
-        console = Console(record=True, width=120, file=io.StringIO())
+        # force_jupyter=False: in a notebook rich would display it despite the StringIO.
+        console = Console(record=True, width=120, file=io.StringIO(), force_jupyter=False)
         console.print(tree)
         atomic_write_text(save_to, console.export_text())

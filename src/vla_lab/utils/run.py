@@ -77,7 +77,9 @@ def checkpoint_to_resume(cfg: DictConfig, output_dir: str | Path) -> str | None:
 
 
 def check_output_dir(output_dir: str | Path, model: torch.nn.Module, keep: int) -> None:
-    """Fail before training when the run dir is unwritable or cannot hold `keep` checkpoints.
+    """Fail before training when the run dir is unwritable or cannot hold `keep` checkpoints;
+    remove temp files of checkpoint writes a crash cut short (the checkpoints themselves are
+    whole: they are renamed into place only once written).
 
     A checkpoint holds the weights plus about twice their size in optimizer state (Adam).
     """
@@ -88,6 +90,9 @@ def check_output_dir(output_dir: str | Path, model: torch.nn.Module, keep: int) 
         (output_dir / ".write_check").unlink()
     except OSError as error:
         raise OSError(f"run dir {output_dir} is not writable: {error}") from error
+    for stale in (output_dir / "checkpoints").glob(".*.tmp"):  # a write a kill -9 cut short
+        log.warning("Removing %s, the remains of a checkpoint write cut short", stale)
+        stale.unlink(missing_ok=True)
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     needed = 3 * weights * keep
     free = shutil.disk_usage(output_dir).free
