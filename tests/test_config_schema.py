@@ -3,12 +3,15 @@ override fails at start-up, naming the key and where it was set."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
 
 from vla_lab.train import train
+from vla_lab.utils.config import PROJECT_ROOT
 from vla_lab.utils.config_check import ConfigCheckError, check_targets
 
 
@@ -90,3 +93,18 @@ def test_the_default_config_and_every_option_pass_the_check(make_cfg):
         ["experiment=roarm_act_demo", "hardware=slurm", "hparams_search=roarm_act_optuna"],
     ):
         check_targets(make_cfg(overrides))
+
+
+@pytest.mark.parametrize(
+    "flags, expected",
+    [(["--cfg", "job"], "max_epochs: 20"), (["--info", "defaults"], "train_schema")],
+)
+def test_the_cli_prints_the_composed_config_and_where_it_came_from(flags, expected):
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "train.py"), *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert expected in result.stdout

@@ -64,3 +64,12 @@ def test_submitit_local_launcher_runs_every_job(shared_dirs, tmp_path: Path) -> 
     for job in ("0", "1"):
         log = tmp_path / "mobile_vla_demo" / "multirun" / "sweep" / job / "train.log"
         assert "Run dir:" in log.read_text()  # the job ran train() to the end
+
+
+def test_a_ddp_job_in_a_basic_launcher_sweep_fails_clearly_and_the_sweep_goes_on(
+    shared_dirs, tmp_path: Path
+) -> None:
+    """Lightning would start the second rank by re-running the whole sweep command."""
+    result = _sweep(shared_dirs, tmp_path, "hardware=ddp_cpu", "hardware.num_workers=0", "seed=1")
+    assert "Sweep multi-GPU jobs with hydra/launcher=slurm" in result.stdout + result.stderr
+    assert _job_dirs(tmp_path) == ["0"]

@@ -16,6 +16,7 @@ from vla_lab.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from vla_lab.utils.io import atomic_write_text
 from vla_lab.utils.logging import get_logger, print_config_tree
 from vla_lab.utils.run import (
+    check_multirun_launch,
     check_output_dir,
     checkpoint_to_resume,
     effective_batch_size,
@@ -45,6 +46,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers or False
     )
+    check_multirun_launch(trainer)
     if trainer.is_global_zero:
         check_output_dir(output_dir, model, keep=cfg.callbacks.model_checkpoint.save_top_k + 2)
         _write_run_files(cfg, output_dir, datamodule)

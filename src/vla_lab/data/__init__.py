@@ -29,14 +29,13 @@ def load_datamodule(name: str, overrides: list[str] | None = None, **kwargs: Any
     """The `VLADataModule` of `conf/data/<name>.yaml`, composed as `train.py data=<name>` would be.
 
     Keyword overrides go to `data.source.<key>` when the source has that key (e.g. `root=...`),
-    else to `data.<key>` (e.g. `batch_size=4`, `action_delta_indices=[0, 1, 2]`).
+    else to the datamodule (e.g. `batch_size=4`, `action_delta_indices=[0, 1, 2]`).
     """
     cfg = compose_config([f"data={name}", *(overrides or [])])
+    source = {key: value for key, value in kwargs.items() if key in cfg.data.source}
     with open_dict(cfg):
-        for key, value in kwargs.items():
-            node = cfg.data.source if key in cfg.data.source else cfg.data
-            node[key] = value
-    return instantiate(cfg.data)
+        cfg.data.source.update(source)
+    return instantiate(cfg.data, **{k: v for k, v in kwargs.items() if k not in source})
 
 
 def load_dataset(name: str, split: str = "train", **overrides: Any) -> Dataset:

@@ -141,6 +141,28 @@ def run_sweep_job(job: Callable[[], float | None]) -> float | None:
         return -math.inf if maximize else math.inf
 
 
+def check_multirun_launch(trainer: pl.Trainer) -> None:
+    """Refuse a multi-process job of a sweep whose ranks Lightning would start itself.
+
+    Lightning starts the extra ranks of DDP by re-running the command line; inside a `-m` sweep
+    on Hydra's basic launcher that command is the whole sweep, so every rank would start it
+    again. Launchers that start each job's ranks themselves (SLURM, torchrun) are fine.
+    """
+    if trainer.world_size == 1 or not HydraConfig.initialized():
+        return
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    if environment is None or environment.creates_processes_externally:
+        return
+    raise RuntimeError(
+        f"This sweep job asks for {trainer.world_size} processes (hardware: devices x "
+        "num_nodes), which Lightning would start by re-running the sweep's command line. "
+        "Sweep multi-GPU jobs with hydra/launcher=slurm (one SLURM job per trial, its ranks "
+        "started by srun), or run the trials one at a time without -m."
+    )
+
+
 class SweepStorageDir(Callback):
     """Create the folder of the sweeper's sqlite storage (`hydra.sweeper.storage`) before the
     sweeper opens it: sqlite creates the database file but not its folder."""
