@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
-import matplotlib.pyplot as plt
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -130,7 +129,6 @@ def evaluate_checkpoint(
     save_figures(figures, output_dir / "plots")
     for name, figure in figures.items():
         logger.experiment.add_figure(f"eval/{name}", figure, global_step=0, close=False)
-        plt.close(figure)
     logger.finalize("success")
     log.info("%s on split %s: %s (written to %s)", ckpt_path, cfg.split, metrics, output_dir)
     return metrics

@@ -1,22 +1,20 @@
 """Evaluation figures: predicted vs true actions over an episode, error along the predicted chunk,
 and for driving models bird's-eye trajectories and error by horizon. Each is a matplotlib Figure
-(Agg backend: no display needed) that `save_figures` writes as PNG and TensorBoard can take.
+built without pyplot (no backend to switch, nothing to close: a notebook that imports this keeps
+its inline figures) that `save_figures` writes as PNG and TensorBoard can take.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from vla_lab.evaluation.metrics import horizons_s  # noqa: E402
-from vla_lab.evaluation.predictions import DrivingPredictions, SplitPredictions  # noqa: E402
-from vla_lab.utils.io import atomic_write  # noqa: E402
+from vla_lab.evaluation.metrics import horizons_s
+from vla_lab.evaluation.predictions import DrivingPredictions, SplitPredictions
+from vla_lab.utils.io import atomic_write
 
 
 def longest_episode(predictions: SplitPredictions) -> torch.Tensor:
@@ -37,16 +35,19 @@ def actions_over_episode(predictions: SplitPredictions) -> Figure:
     """One panel per action dimension: predicted and true first action along the longest episode."""
     frames = longest_episode(predictions)
     names = predictions.action_names
-    fig, axes = plt.subplots(
-        len(names), 1, figsize=(8, 2.2 * len(names)), sharex=True, squeeze=False
-    )
+    fig = Figure(figsize=(8, 2.2 * len(names)))
+    axes = fig.subplots(len(names), 1, sharex=True, squeeze=False)
     single_episode = len(predictions.episode_index[frames].unique()) == 1
     x = predictions.frame_index[frames] if single_episode else torch.arange(len(frames))
     for dim, (ax, name) in enumerate(zip(axes[:, 0], names, strict=True)):
         ax.plot(x, predictions.first_true[frames, dim], label="true", color="black")
         ax.plot(x, predictions.first_pred[frames, dim], label="predicted", color="tab:blue")
         ax.set_ylabel(name)
+        low, high = ax.get_ylim()
+        if high - low < 1e-3:  # a constant dimension: no zoom into float noise
+            ax.set_ylim(low - 0.5, high + 0.5)
     axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     if single_episode:
         episode = int(predictions.episode_index[frames[0]])
         axes[0, 0].set_title(f"Predicted vs true action, episode {episode}")
@@ -60,11 +61,13 @@ def actions_over_episode(predictions: SplitPredictions) -> Figure:
 
 def error_by_chunk_step(predictions: SplitPredictions) -> Figure:
     """MAE of each step of the predicted action chunk (step 0 is `val/mae`'s first action)."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     steps = torch.arange(len(predictions.chunk_error))
     ax.plot(steps, predictions.chunk_error, marker="o", label="model")
     baseline = (predictions.baseline - predictions.first_true).abs().mean().item()
     ax.axhline(baseline, color="gray", linestyle="--", label="mean action (step 0)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step of the predicted chunk")
     ax.set_ylabel("MAE (dataset units)")
     ax.set_title("Error along the action chunk")
@@ -77,7 +80,8 @@ def birds_eye_trajectories(driving: DrivingPredictions) -> Figure:
     """Predicted, true and constant-velocity trajectories of the first samples, ego frame at t0
     (x forward, y left; metres), one panel each."""
     n = len(driving.pred_xy)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 4), squeeze=False)
+    fig = Figure(figsize=(3.2 * n, 4))
+    axes = fig.subplots(1, n, squeeze=False)
     series = (
         (driving.true_xy, "true", "black"),
         (driving.pred_xy, "predicted", "tab:blue"),
@@ -100,7 +104,8 @@ def birds_eye_trajectories(driving: DrivingPredictions) -> Figure:
 def error_by_horizon(driving: DrivingPredictions) -> Figure:
     """Mean displacement at each future time, and ADE over the first seconds (markers), for the
     model and the constant-velocity baseline."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig = Figure(figsize=(6, 3.5))
+    ax = fig.subplots()
     times = torch.arange(1, driving.step_error.shape[-1] + 1) * driving.dt
     curves = (
         (driving.step_error, "model", "tab:blue"),
