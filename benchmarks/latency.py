@@ -20,7 +20,9 @@ drive loop's Agent calls every tick (`vla_lab.runtime.drive`). `--warmup` calls,
 Each call is timed on the wall clock (CUDA synchronised), and so are the module's inference call
 inside it (`module.predict_action_chunk`, or `module.predict_trajectory`) and the network alone
 inside that (Kosmos-LSTM's `forward`; LeRobot's `policy.predict_action_chunk`, which leaves out
-its processors). "outside" = 1 - network / call: resizing, the history window, building the
+its processors). Kosmos-LSTM's Policy keeps the window's frame features and encodes only the new
+frame (`Policy.caches_features`): there module and network are `encode` +
+`predict_from_features`. "outside" = 1 - network / call: resizing, the history window, building the
 batch, tokenising, normalising, decoding and numpy conversions; target < 10%. "policy" is the
 part of it spent in `Policy` itself (1 - module / call). Hz = 1 / mean latency.
 
@@ -35,7 +37,7 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +242,11 @@ def measure(
     step = getattr(policy, call)
     module_call = "predict_trajectory" if call == "predict_trajectory" else "predict_action_chunk"
     lerobot = getattr(module, "policy", None)
-    network = (lerobot, "predict_action_chunk") if lerobot is not None else (module, "forward")
+    if policy.caches_features and call == "act":  # the new frames' features, then the head
+        module_calls = network_calls = [(module, "encode"), (module, "predict_from_features")]
+    else:
+        module_calls = [(module, module_call)]
+        network_calls = [(lerobot, "predict_action_chunk") if lerobot else (module, "forward")]
     sync = torch.cuda.synchronize if device.type == "cuda" else lambda: None
     dtype = AUTOCAST.get(args.autocast)
     autocast = torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
@@ -250,18 +256,25 @@ def measure(
         for i in range(args.warmup):
             step(batch[i % len(batch)])
         totals = []
-        with CallTimer(module, module_call, device) as inside, CallTimer(*network, device) as net:
+        with ExitStack() as timers:
+            inside = [timers.enter_context(CallTimer(*c, device)) for c in module_calls]
+            net = inside
+            if network_calls != module_calls:
+                net = [timers.enter_context(CallTimer(*c, device)) for c in network_calls]
             for i in range(args.iters):
                 sync()
                 start = time.perf_counter()
                 step(batch[(args.warmup + i) % len(batch)])
                 sync()
                 totals.append(time.perf_counter() - start)
-    if len(inside.seconds) != args.iters or len(net.seconds) != args.iters:
+    predictions = len(inside[-1].seconds)
+    if predictions != args.iters:
         raise RuntimeError(
-            f"{call}: {len(inside.seconds)} module and {len(net.seconds)} network calls in "
-            f"{args.iters} steps; every step should predict once (n_action_steps=1)"
+            f"{call}: {predictions} predictions in {args.iters} steps; every step should predict "
+            "once (n_action_steps=1)"
         )
+    inside_s = sum(sum(timer.seconds) for timer in inside)
+    net_s = sum(sum(timer.seconds) for timer in net)
     total = np.asarray(totals)
     p50, p95, p99 = np.percentile(total, [50, 95, 99]) * 1e3
     return {
@@ -270,8 +283,8 @@ def measure(
         "p99_ms": float(p99),
         "mean_ms": float(total.mean() * 1e3),
         "hz": float(1.0 / total.mean()),
-        "share_outside": float(1.0 - sum(net.seconds) / total.sum()),
-        "share_in_policy": float(1.0 - sum(inside.seconds) / total.sum()),
+        "share_outside": float(1.0 - net_s / total.sum()),
+        "share_in_policy": float(1.0 - inside_s / total.sum()),
     }
 
 

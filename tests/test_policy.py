@@ -44,6 +44,7 @@ def test_a_bare_checkpoint_acts_offline_on_raw_frames(bare_checkpoint: Path):
 
 def test_history_window_repeats_the_first_frame_and_flags_it(bare_checkpoint: Path):
     policy = load_policy(bare_checkpoint, device="cpu")
+    policy.caches_features = False  # the window goes to the module as a batch
     seen = []
     policy.module.predict_action_chunk = lambda batch: seen.append(batch) or torch.zeros(1, 2, 3)
     for i in range(3):
@@ -60,6 +61,31 @@ def test_history_window_repeats_the_first_frame_and_flags_it(bare_checkpoint: Pa
     policy.reset()
     policy.predict_chunk({CAMERA: frame(5), "task": "go"})
     assert seen[-1][CAMERA + "_is_pad"][0].sum() == window - 1
+
+
+def test_cached_frame_features_give_the_chunks_of_encoding_the_whole_window(checkpoint_of):
+    """Kosmos-LSTM encodes each frame on its own, so the Policy encodes only the new frame per
+    step; across an action queue, a new instruction and a reset it must match the full window."""
+    cached = load_policy(checkpoint_of("mobile_vla_demo"), device="cpu", n_action_steps=2)
+    full = load_policy(checkpoint_of("mobile_vla_demo"), device="cpu", n_action_steps=2)
+    full.caches_features = False
+    assert cached.caches_features and cached.window > 1
+    encoded = []
+    encode = cached.module.encode
+    cached.module.encode = lambda images, tasks: encoded.append(images.shape[1]) or encode(
+        images, tasks
+    )
+
+    for step in range(12):
+        if step == 9:
+            cached.reset(), full.reset()
+        task = "Navigate around the box on the left" if step < 6 else "Stop"
+        observation = {CAMERA: frame(step), "task": task}
+        np.testing.assert_allclose(cached.act(observation), full.act(observation), atol=1e-5)
+
+    window = cached.window
+    # episode start, then the 2 frames of each queue run, a new task, the steps, a reset:
+    assert encoded == [window, 2, 2, window, 2, window, 2]
 
 
 class ScriptedModule(torch.nn.Module):

@@ -128,6 +128,15 @@ class KosmosLSTMPolicy(VLAModule):
         """`(B, chunk_size, A)` in dataset units: the chunk predicted at the newest frame."""
         return self.unnormalize_action(self(batch).actions[:, -1])
 
+    def predict_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """`predict_action_chunk` from the window's frame features `(B, W, hidden)` (`encode`).
+
+        Each frame is encoded on its own (its image, the task, the action token), so a deployed
+        policy can keep the features of the frames it has seen and encode only the new one
+        (`vla_lab.runtime.Policy` does), instead of the whole window at every step.
+        """
+        return self.unnormalize_action(self.head(features).actions[:, -1])
+
     # ---- loss ------------------------------------------------------------------------------
     def model_step(self, batch: dict) -> StepOutput:
         out = self(batch)

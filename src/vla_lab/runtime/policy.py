@@ -95,6 +95,9 @@ class Policy:
             coeff = hparams.get("temporal_ensemble_coeff")
         self.ensembler = TemporalEnsembler(coeff) if coeff is not None else None
         self.n_action_steps = n_action_steps or hparams.get("n_action_steps")
+        # Models that encode each frame of the window on its own (Kosmos-LSTM) keep the features
+        # of the frames already seen and encode only the new ones.
+        self.caches_features = self.window > 1 and hasattr(module, "predict_from_features")
         self._frames: dict[str, deque[torch.Tensor]] = {}
         self._queue: deque[np.ndarray] = deque()
         self.reset()
@@ -103,6 +106,9 @@ class Policy:
         """Forget history, queued actions and ensembled chunks: call at every new episode."""
         self._frames = {key: deque(maxlen=self.window) for key in self.camera_keys}
         self._steps = 0
+        self._features: deque[torch.Tensor] = deque(maxlen=self.window)
+        self._features_task: str | None = None
+        self._unencoded = 0  # frames observed since the features were last brought up to date
         self._queue.clear()
         if self.ensembler is not None:
             self.ensembler.reset()
@@ -111,8 +117,11 @@ class Policy:
     @torch.inference_mode()
     def predict_chunk(self, observation: dict[str, Any]) -> np.ndarray:
         """One control step: add the observation to the history, return the chunk (T_act, A)."""
-        batch = self._batch(observation)
-        return self.module.predict_action_chunk(batch)[0].float().cpu().numpy()
+        if self.caches_features:
+            chunk = self._predict_from_cached_features(observation)
+        else:
+            chunk = self.module.predict_action_chunk(self._batch(observation))
+        return chunk[0].float().cpu().numpy()
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
         """One control step: the action (A,) to execute now."""
@@ -134,6 +143,19 @@ class Policy:
         out = self.module.predict_trajectory(self._batch(observation))
         return {k: v[0].float().cpu().numpy() for k, v in out.items()}
 
+    def _predict_from_cached_features(self, observation: dict[str, Any]) -> torch.Tensor:
+        """The chunk from the window's features, encoding only the frames not yet encoded (all
+        of them at an episode start or when the instruction changes: features depend on it)."""
+        self._observe(observation)
+        task = _task(observation)
+        frames = list(self._frames[self.camera_keys[0]])
+        new = len(frames) if task != self._features_task else min(self._unencoded, len(frames))
+        if new:
+            images = torch.stack(frames[-new:])[None]
+            self._features.extend(self.module.encode(images, [task])[0])
+        self._features_task, self._unencoded = task, 0
+        return self.module.predict_from_features(torch.stack(list(self._features))[None])
+
     # ---- observations -> a batch of one -----------------------------------------------------
     def _observe(self, observation: dict[str, Any]) -> None:
         for key in self.camera_keys:
@@ -144,12 +166,11 @@ class Policy:
             else:
                 frames.append(frame)
         self._steps = min(self._steps + 1, self.window)  # real (not padded) frames in the window
+        self._unencoded += 1
 
     def _batch(self, observation: dict[str, Any]) -> dict[str, Any]:
         self._observe(observation)
-        if ft.TASK not in observation:
-            raise KeyError(f"observation has no '{ft.TASK}' (the instruction or command)")
-        batch: dict[str, Any] = {ft.TASK: [str(observation[ft.TASK])]}
+        batch: dict[str, Any] = {ft.TASK: [_task(observation)]}
         for key, frames in self._frames.items():
             if self.window == 1:
                 batch[key] = frames[-1][None]
@@ -206,6 +227,12 @@ def _resized(image: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return F.interpolate(
         image[None], size=size, mode="bilinear", antialias=True, align_corners=False
     )[0]
+
+
+def _task(observation: dict[str, Any]) -> str:
+    if ft.TASK not in observation:
+        raise KeyError(f"observation has no '{ft.TASK}' (the instruction or command)")
+    return str(observation[ft.TASK])
 
 
 def _lookup(observation: dict[str, Any], key: str, short: str) -> Any:
