@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 
 from vla_lab.train import train
-from vla_lab.utils.config import PROJECT_ROOT
+from vla_lab.utils.config import CONF_DIR, PROJECT_ROOT
 from vla_lab.utils.config_check import ConfigCheckError, check_targets
 
 
@@ -108,3 +109,16 @@ def test_the_cli_prints_the_composed_config_and_where_it_came_from(flags, expect
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert expected in result.stdout
+
+
+@pytest.mark.parametrize(
+    "search", sorted(p.stem for p in (CONF_DIR / "hparams_search").glob("*_optuna.yaml"))
+)
+def test_every_optuna_search_sweeps_keys_its_demo_experiment_has(make_cfg, search: str):
+    """A demo experiment for each search, and no swept key that would be silently added."""
+    experiment = search.removesuffix("_optuna") + "_demo"
+    cfg = make_cfg([f"experiment={experiment}", f"hparams_search={search}"])
+    params = cfg.hydra.sweeper.params
+    assert params and cfg.optimized_metric
+    for key in params:
+        assert OmegaConf.select(cfg, key) is not None, f"{search} sweeps {key}, not in the config"
