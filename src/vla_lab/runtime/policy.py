@@ -4,7 +4,9 @@ A `Policy` wraps a trained module for online control, one observation at a time,
 robot loop would otherwise re-implement: the history window (Kosmos-LSTM reads the last W
 frames; the first steps repeat the first frame and flag it as padding, as in training), the
 action queue (execute `n_action_steps` of each predicted chunk before predicting again) and ACT's
-temporal ensembling (predict every step, average the overlapping chunks' actions for now).
+temporal ensembling (predict every step, average the overlapping chunks' actions for now). A
+model that encodes each frame of its window on its own (`predict_from_features`: Kosmos-LSTM)
+gets only the frames it has not encoded yet; the features of the others are kept.
 
 An observation is a dict: the model's camera keys (`observation.images.<camera>`, or just
 `<camera>`) as uint8 (H, W, 3) RGB arrays or float (3, H, W) tensors in [0, 1] (resized to the
