@@ -19,6 +19,7 @@ on every dataset and our own models read every dataset the same way:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,16 @@ def image_key(camera: str) -> str:
 
 def is_pad_key(key: str) -> str:
     return f"{key}_is_pad"
+
+
+def is_image_key(key: str) -> bool:
+    """A camera's frames (not their `_is_pad` flags)."""
+    return key.startswith(IMAGE_PREFIX) and not key.endswith("_is_pad")
+
+
+def image_keys(keys: Iterable[str]) -> list[str]:
+    """The camera keys among `keys` (a sample, a features dict), in order."""
+    return [key for key in keys if is_image_key(key)]
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def infer(cfg: DictConfig) -> Path:
         )
     rows = []
     episode = None
-    with renderer or nullcontext():
+    with renderer.video if renderer is not None else nullcontext():
         for index, item in _progress(dataset, cfg.get("progress", True), cfg.get("limit_frames")):
             if item[ft.EPISODE_INDEX] != episode:
                 episode = item[ft.EPISODE_INDEX]

@@ -10,6 +10,7 @@ right, y down, z forward. Used to draw trajectories on the front image (`infer.p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +77,16 @@ def read_camera(root: str | Path, chunk: int, clip_id: str, camera: str) -> FThe
     )
 
 
+@lru_cache(maxsize=8)
+def _table(path: Path) -> pd.DataFrame:
+    """A chunk's calibration table, read once: every clip of the chunk looks itself up in it."""
+    return pd.read_parquet(path).reset_index()
+
+
 def _row(path: Path, clip_id: str, camera: str, columns: tuple[str, ...]) -> pd.Series | None:
     """The (clip_id, camera) row of a calibration table, whether the keys are index levels or
     columns; None when the clip or camera is absent. Missing columns name the file."""
-    table = pd.read_parquet(path).reset_index()
+    table = _table(path)
     sensor = next((c for c in ("camera_name", "sensor_name") if c in table.columns), None)
     missing = [c for c in ("clip_id", sensor, *columns) if c is None or c not in table.columns]
     if missing:

@@ -24,18 +24,13 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
 from vla_lab.data.mobile_vla_scenario import swap_sides
-from vla_lab.features import ACTION, IMAGE_PREFIX, TASK
+from vla_lab.features import ACTION, TASK, image_keys
 
 Sample = dict[str, Any]
 Transform = Callable[[Sample], Sample]
 
 # Action dimensions whose sign flips under a left-right mirror (ROS: +y = left, +z = turn left).
 MIRRORED_ACTIONS = ("linear_y", "angular_z")
-
-
-def image_keys(sample: Sample) -> list[str]:
-    """Image tensors of a sample (not their ``_is_pad`` flags)."""
-    return [k for k in sample if k.startswith(IMAGE_PREFIX) and not k.endswith("_is_pad")]
 
 
 class ColorJitter:

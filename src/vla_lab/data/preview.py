@@ -25,8 +25,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image, ImageDraw, ImageFont
 
-from vla_lab.data.augment import image_keys
-from vla_lab.features import ACTION, ACTION_IS_PAD, EPISODE_INDEX, FRAME_INDEX, TASK
+from vla_lab.features import ACTION, ACTION_IS_PAD, EPISODE_INDEX, FRAME_INDEX, TASK, image_keys
 from vla_lab.utils.config import compose_config
 from vla_lab.utils.io import atomic_write
 

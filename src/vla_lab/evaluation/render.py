@@ -8,7 +8,6 @@ with the clip's calibration when the root has one; other datasets on the frame t
 from __future__ import annotations
 
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,8 @@ from vla_lab.models.module import VLAModule
 
 
 class InferenceRenderer:
-    """Draws each streamed frame with its prediction row into `path` (an mp4)."""
+    """Draws each streamed frame with its prediction row into `path` (an mp4): open
+    `renderer.video` (a context manager) around the `add` calls."""
 
     def __init__(
         self,
@@ -35,12 +35,10 @@ class InferenceRenderer:
     ) -> None:
         self.dataset = dataset
         self.source = source
-        self.video = video.PredictionVideo(path, fps, height)
+        self.video = video.PredictionVideo(path, fps)
         self.height = int(height)
         features = module.dataset_features
-        self.camera_key = next(
-            k for k in features if k.startswith(ft.IMAGE_PREFIX) and not k.endswith("_is_pad")
-        )
+        self.camera_key = ft.image_keys(features)[0]
         self.names = list(features[ft.ACTION].names or [])
         self.driving = hasattr(module, "predict_trajectory")
         stats = module.dataset_stats.get(ft.ACTION, {})
@@ -53,18 +51,7 @@ class InferenceRenderer:
             self.max_speed = max(speeds + [1e-3])
             self.max_turn = max(turns + [1e-3])
         self._cameras: dict[str, FThetaCamera | None] = {}
-
-    def __enter__(self) -> InferenceRenderer:
-        self.video.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.video.__exit__(kind, error, traceback)
+        self._clips: dict[str, Any] | None = None
 
     def add(self, index: int, item: dict[str, Any], row: dict[str, Any]) -> None:
         image = video.scaled(self._frame(index, item), self.height)
@@ -97,7 +84,9 @@ class InferenceRenderer:
 
     def _camera(self, clip_id: str) -> FThetaCamera | None:
         if clip_id not in self._cameras:
-            clip = next(c for c in self.source.episodes() if c.clip_id == clip_id)
+            if self._clips is None:
+                self._clips = {c.clip_id: c for c in self.source.episodes()}
+            clip = self._clips[clip_id]
             camera = read_camera(self.source.root, clip.chunk, clip_id, self.source.camera)
             self._cameras[clip_id] = camera
         return self._cameras[clip_id]

@@ -8,7 +8,7 @@ What is drawn depends on what the action means:
   front image with the clip's f-theta calibration, or, without one, in a bird's-eye inset;
 - anything else (joint targets of an arm, where an arrow's direction means nothing): one bar
   per action dimension between its training min and max, predicted bar and recorded tick.
-Frames are scaled to `height` rows for legibility; the mp4 (H.264) is written to a temp file and
+Frames are scaled (`scaled`) to a legible height; the mp4 (H.264) is written to a temp file and
 renamed when complete, so a crash never leaves a half-written video under the final name.
 """
 
@@ -32,13 +32,12 @@ INSET_RANGE_M = (-10.0, 70.0)  # bird's-eye inset: metres ahead shown, bottom to
 
 
 class PredictionVideo:
-    """An mp4 opened for writing; `add(frame)` appends one RGB uint8 frame (any size: each is
-    scaled to `height` rows and padded to even sizes, as H.264 yuv420p needs)."""
+    """An mp4 opened for writing; `add(image)` appends one RGB frame (padded to even sizes, as
+    H.264 yuv420p needs; later frames are resized to the first one's size)."""
 
-    def __init__(self, path: str | Path, fps: float, height: int = 360) -> None:
+    def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         self.fps = fps
-        self.height = int(height)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
         self._container = None
         self._stream = None

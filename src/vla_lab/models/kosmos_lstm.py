@@ -126,7 +126,11 @@ class KosmosLSTMPolicy(VLAModule):
 
     def predict_action_chunk(self, batch: dict) -> torch.Tensor:
         """`(B, chunk_size, A)` in dataset units: the chunk predicted at the newest frame."""
-        return self.unnormalize_action(self(batch).actions[:, -1])
+        return self.newest_chunk(self(batch))
+
+    def newest_chunk(self, out: HeadOutput) -> torch.Tensor:
+        """The head's chunk at the newest window position, in dataset units."""
+        return self.unnormalize_action(out.actions[:, -1])
 
     def predict_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """`predict_action_chunk` from the window's frame features `(B, W, hidden)` (`encode`).
@@ -135,7 +139,7 @@ class KosmosLSTMPolicy(VLAModule):
         policy can keep the features of the frames it has seen and encode only the new one
         (`vla_lab.runtime.Policy` does), instead of the whole window at every step.
         """
-        return self.unnormalize_action(self.head(features).actions[:, -1])
+        return self.newest_chunk(self.head(features))
 
     # ---- loss ------------------------------------------------------------------------------
     def model_step(self, batch: dict) -> StepOutput:

@@ -47,7 +47,7 @@ def policy_features(
     inputs: dict[str, lr.PolicyFeature] = {}
     for key, feature in features.items():
         name = rename_map.get(key, key)
-        if key.startswith(ft.IMAGE_PREFIX) and not key.endswith("_is_pad"):
+        if ft.is_image_key(key):
             inputs[name] = lr.PolicyFeature(type=lr.FeatureType.VISUAL, shape=feature.shape)
         elif key == ft.STATE:
             inputs[name] = lr.PolicyFeature(type=lr.FeatureType.STATE, shape=feature.shape)
@@ -174,11 +174,7 @@ class LeRobotPolicyModule(VLAModule):
     @property
     def camera_keys(self) -> list[str]:
         """The dataset's camera keys (before renaming)."""
-        return [
-            k
-            for k in self.dataset_features
-            if k.startswith(ft.IMAGE_PREFIX) and not k.endswith("_is_pad")
-        ]
+        return ft.image_keys(self.dataset_features)
 
     def _check_cameras(self, config) -> None:
         check_cameras(self.camera_keys, self.rename_map, list(config.image_features))

@@ -208,7 +208,7 @@ def reference_outputs(module: VLAModule, inputs: dict[str, torch.Tensor]) -> lis
     """What the PyTorch module itself predicts for `inputs` (its own code path, not the graph's)."""
     if isinstance(module, KosmosLSTMPolicy):
         out = module.head(inputs["features"])
-        result = [module.unnormalize_action(out.actions[:, -1])]
+        result = [module.newest_chunk(out)]
         if out.type_logits is not None:
             result.append(out.type_logits[:, -1])
         return result

@@ -87,9 +87,7 @@ class Policy:
         self.device = torch.device(device)
         self.module = module.eval().to(self.device)
         self.features = module.dataset_features
-        self.camera_keys = [
-            k for k in self.features if k.startswith(ft.IMAGE_PREFIX) and not k.endswith("_is_pad")
-        ]
+        self.camera_keys = ft.image_keys(self.features)
         self.window = len(module.observation_delta_indices)
         hparams = module.hparams
         coeff = temporal_ensemble_coeff
