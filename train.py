@@ -11,7 +11,12 @@ import hydra
 from omegaconf import DictConfig
 
 from vla_lab.utils.config import prepare_hydra
-from vla_lab.utils.run import SECONDARY_RANK_OVERRIDES, is_secondary_rank, run_sweep_job
+from vla_lab.utils.run import (
+    SECONDARY_RANK_OVERRIDES,
+    is_secondary_rank,
+    run_sweep_job,
+    sweeper_reads_return_value,
+)
 
 prepare_hydra()
 
@@ -20,7 +25,8 @@ prepare_hydra()
 def main(cfg: DictConfig) -> float | None:
     from vla_lab.train import metric_for_sweeper, train
 
-    return run_sweep_job(lambda: metric_for_sweeper(train(cfg), cfg.get("optimized_metric")))
+    name, required = cfg.get("optimized_metric"), sweeper_reads_return_value()
+    return run_sweep_job(lambda: metric_for_sweeper(train(cfg), name, required))
 
 
 if __name__ == "__main__":

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from vla_lab.train import train
-from vla_lab.utils.config import CONF_DIR
+from vla_lab.train import metric_for_sweeper, train
+from vla_lab.utils.config import CONF_DIR, PROJECT_ROOT
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 # Real backbones and datasets are swapped for their tiny/synthetic twins: same code, no hub.
@@ -71,6 +73,59 @@ def test_resume_auto_continues_global_step_and_tensorboard_dir(make_cfg, tmp_pat
     assert second["global_step"] == 10 and second["epoch"] == 1
     assert [p.name for p in run.iterdir() if p.name.startswith("tensorboard")] == ["tensorboard"]
     assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+
+
+def test_a_run_cut_short_by_max_steps_validates_once_at_its_end(make_cfg, tmp_path: Path) -> None:
+    """5 batches an epoch, stopped after 3: no epoch-end validation ever ran."""
+    run = tmp_path / "run"
+    metrics = train(make_cfg([*FAST, "debug=limit", "trainer.max_steps=3"], output_dir=run))
+    saved = json.loads((run / "metrics.json").read_text())
+    assert {"val/loss", "val/mae", "val/baseline_mae"} <= set(saved)
+    assert saved == pytest.approx(metrics)
+
+
+def test_the_final_validation_sees_the_last_step_not_the_last_epoch_end(
+    make_cfg, tmp_path: Path
+) -> None:
+    """Validated at step 5 (epoch end), stopped at 7: metrics.json describes step 7's weights."""
+    run = tmp_path / "run"
+    train(make_cfg([*FAST, "debug=limit", "trainer.max_steps=7", "logger=csv"], output_dir=run))
+    rows = (run / "csv" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    validated = [
+        int(row.split(",")[header.index("step")])
+        for row in rows[1:]
+        if row.split(",")[header.index("val/loss")]
+    ]
+    assert validated[-1] == 7, validated
+
+
+def test_command_line_run_cut_short_by_max_steps_exits_0(shared_dirs, tmp_path: Path) -> None:
+    """`python train.py trainer.max_steps=N` used to train, save, then exit 1 (no val metrics)."""
+    command = [
+        sys.executable,
+        str(PROJECT_ROOT / "train.py"),
+        f"paths.data_dir={shared_dirs['data_dir']}",
+        f"paths.cache_dir={shared_dirs['cache_dir']}",
+        f"paths.log_dir={tmp_path}",
+        "run_name=short",
+        "print_config=false",
+        *FAST,
+        "trainer.max_steps=2",
+        "trainer.limit_val_batches=2",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((tmp_path / "mobile_vla_demo" / "short" / "metrics.json").read_text())
+    assert "val/mae" in saved
+
+
+def test_a_missing_optimized_metric_fails_only_where_a_sweeper_reads_it() -> None:
+    metrics = {"val/loss": 0.5, "val/mae": 0.2}
+    assert metric_for_sweeper(metrics, "val/mae", required=True) == 0.2
+    assert metric_for_sweeper(metrics, "val/ade", required=False) is None
+    with pytest.raises(ValueError, match=r"val/ade.*\['val/loss', 'val/mae'\]"):
+        metric_for_sweeper(metrics, "val/ade", required=True)
 
 
 def test_ckpt_path_must_exist(make_cfg, tmp_path: Path) -> None:

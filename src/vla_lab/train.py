@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from vla_lab.callbacks.final_validation import FinalValidation
 from vla_lab.data import datamodule_for
 from vla_lab.models.module import NONFINITE_POLICIES
 from vla_lab.utils.config_check import check_targets
@@ -30,6 +31,8 @@ log = get_logger(__name__)
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train `cfg.model` on `cfg.data`; return the final validation metrics (also in metrics.json).
 
+    A run that stops before validating its last step (e.g. on `trainer.max_steps` mid-epoch) is
+    validated once at its end, so the metrics always describe the weights it ends with.
     Re-running with the same `run_name` and `resume=auto` continues from the run's `last.ckpt`.
     """
     check_targets(cfg)  # a misspelt model or source argument fails here, naming its file
@@ -43,9 +46,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model.nonfinite_loss = _choice(cfg.nonfinite_loss, NONFINITE_POLICIES, "nonfinite_loss")
 
     loggers = instantiate_loggers(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers or False
-    )
+    final_validation = FinalValidation()
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), final_validation]
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     check_multirun_launch(trainer)
     if trainer.is_global_zero:
         check_output_dir(output_dir, model, keep=cfg.callbacks.model_checkpoint.save_top_k + 2)
@@ -59,6 +62,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=checkpoint_to_resume(cfg, output_dir))
+        if final_validation.is_due(trainer):
+            log.info(
+                "Training ended at step %d without validating it: validating once",
+                trainer.global_step,
+            )
+            trainer.validate(model, datamodule=datamodule, verbose=False)
     finally:
         for logger in loggers:
             logger.finalize("success")
@@ -71,16 +80,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def metric_for_sweeper(metrics: dict[str, float], name: str | None) -> float | None:
-    """The value a Hydra sweeper optimises; a clear error when the run never logged it."""
+def metric_for_sweeper(metrics: dict[str, float], name: str | None, required: bool) -> float | None:
+    """The value a Hydra sweeper optimises (`optimized_metric`), None when it was not logged.
+
+    `required`: a sweeper reads the value (Optuna): a metric the run never logged is then an
+    error that lists the logged ones; elsewhere it is only a warning.
+    """
     if not name:
         return None
-    if name not in metrics:
-        raise KeyError(
-            f"optimized_metric={name!r} was not logged; the run logged {sorted(metrics)}. "
-            "Set optimized_metric to one of them."
+    if name in metrics:
+        return metrics[name]
+    message = f"optimized_metric={name!r} was not logged; the run logged {sorted(metrics)}"
+    if required:
+        raise ValueError(
+            f"{message}. The sweeper optimises it: set optimized_metric to one of them."
         )
-    return metrics[name]
+    log.warning("%s (no sweeper reads it in this run)", message)
+    return None
 
 
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> str:

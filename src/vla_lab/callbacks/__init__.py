@@ -1,1 +1,2 @@
-"""Lightning callbacks that keep a run safe: save on interrupt, checkpoints that survive crashes."""
+"""Lightning callbacks that keep a run safe and honest: save on interrupt, RNG states in
+checkpoints, and a final validation of the weights a run ends with."""

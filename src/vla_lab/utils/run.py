@@ -30,6 +30,8 @@ SECONDARY_RANK_OVERRIDES = (
     "hydra.job_logging.root.handlers=[console]",
     "~hydra.job_logging.handlers.file",
 )
+# Hydra's grid sweeper: it launches the jobs and ignores what they return.
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
 def is_secondary_rank() -> bool:
@@ -116,6 +118,15 @@ def write_metrics(metrics: dict[str, float], path: str | Path) -> None:
     """Write `metrics.json` atomically; non-finite values become null (valid JSON)."""
     clean = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
     atomic_write_text(path, json.dumps(clean, indent=2, sort_keys=True))
+
+
+def sweeper_reads_return_value() -> bool:
+    """True in a multirun whose sweeper optimises the task's return value (Optuna, Nevergrad, Ax),
+    where a missing `optimized_metric` must fail; the basic (grid) sweeper ignores the value."""
+    if not HydraConfig.initialized():
+        return False
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.mode == RunMode.MULTIRUN and hydra_cfg.sweeper._target_ != BASIC_SWEEPER
 
 
 def run_sweep_job(job: Callable[[], float | None]) -> float | None:
