@@ -2,8 +2,11 @@
 
 Generic over sources: any object with ``episodes()`` (items with ``path``, ``scenario`` (a
 dict) and ``num_frames``), ``features()``, ``dataset(episodes, observation_delta_indices,
-action_delta_indices, transform)`` and ``compute_stats(episodes)`` (``MobileVLAEpisodes`` is one;
-Hydra passes it already instantiated).
+action_delta_indices, transform)``, ``compute_stats(episodes)`` and
+``natural_action_delta_indices()`` (``MobileVLAEpisodes`` is one; Hydra passes it already
+instantiated). The natural action chunk is what the data was recorded for, served when no model
+asks for another (exploring data needs no model): driving, the 64-step horizon; Mobile VLA, the
+files' ``action_chunk_size``; LeRobot, one step.
 
 The split is by episode, never by frame (frames of one episode in both splits inflate
 validation), stratified by scenario and seeded per stratum, so it does not depend on file listing
@@ -39,7 +42,8 @@ SPLITS = ("train", "val", "all")
 
 class VLADataModule(L.LightningDataModule):
     """Serves the source's samples for the model's ``observation_delta_indices`` and
-    ``action_delta_indices``; ``stats`` (from the train split only) go into the checkpoint."""
+    ``action_delta_indices`` (None: the source's natural chunk); ``stats`` (from the train split
+    only) go into the checkpoint."""
 
     def __init__(
         self,
@@ -51,7 +55,7 @@ class VLADataModule(L.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = True,
         observation_delta_indices: Sequence[int] = (0,),
-        action_delta_indices: Sequence[int] = (0,),
+        action_delta_indices: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
@@ -67,7 +71,9 @@ class VLADataModule(L.LightningDataModule):
         self.pin_memory = bool(pin_memory)
         self.persistent_workers = bool(persistent_workers)
         self.observation_delta_indices = [int(i) for i in observation_delta_indices]
-        self.action_delta_indices = [int(i) for i in action_delta_indices]
+        self.action_delta_indices = (
+            None if action_delta_indices is None else [int(i) for i in action_delta_indices]
+        )
         self.train_episodes: list = []
         self.val_episodes: list = []
         self.stats: Stats = {}
@@ -94,6 +100,10 @@ class VLADataModule(L.LightningDataModule):
                 seed=int(self.split_cfg["seed"]),
                 stratify_by=self.split_cfg["stratify_by"],
             )
+        if self.action_delta_indices is None:
+            self.action_delta_indices = list(self.source.natural_action_delta_indices())
+            first, last = self.action_delta_indices[0], self.action_delta_indices[-1]
+            log.info("Action chunk: the source's natural one, offsets %d..%d", first, last)
         self.features = dict(self.source.features())
         self.stats = self.source.compute_stats(self.train_episodes)
         self.split_summary = _summary(self.train_episodes, self.val_episodes, self.split_cfg)

@@ -163,6 +163,10 @@ class LeRobotEpisodes:
         features[TASK] = Feature("string", ())
         return features
 
+    def natural_action_delta_indices(self) -> list[int]:
+        """One step: a LeRobot frame stores one action (a policy's chunk is the policy's own)."""
+        return [0]
+
     def dataset(
         self,
         episodes: Sequence[LeRobotEpisode],

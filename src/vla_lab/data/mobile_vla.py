@@ -199,6 +199,23 @@ class MobileVLAEpisodes:
             features[ACTION_TYPE] = Feature("int64", (), ACTION_TYPE_NAMES)
         return features
 
+    def natural_action_delta_indices(self) -> list[int]:
+        """The chunk the files were recorded for: ``range(action_chunk_size)`` (attr, 8 in the
+        collector layout); one step when no file says. Files that disagree are an error."""
+        self.episodes()
+        sizes: dict[int, str] = {}
+        for info in self._episodes:
+            size = self._files[info.episode_index].action_chunk_size
+            if size is not None:
+                sizes.setdefault(size, info.path)
+        if len(sizes) > 1:
+            raise ValueError(
+                f"The episodes under {self.root} disagree on attr 'action_chunk_size' "
+                f"({', '.join(f'{size} in {path}' for size, path in sorted(sizes.items()))}): "
+                "pass action_delta_indices=range(<chunk>) to choose one."
+            )
+        return list(range(next(iter(sizes), 1)))
+
     def dataset(
         self,
         episodes: list[EpisodeInfo],

@@ -45,6 +45,7 @@ class EpisodeFile:
     action_types: np.ndarray | None  # (T,) int64, guide layout only
     instruction: str | None  # a stored ``language_instruction``
     metadata_scenario: str | None  # guide ``episode_metadata`` scenario
+    action_chunk_size: int | None = None  # the collector's ``action_chunk_size`` attr
 
 
 def inspect_episode_file(path: str | Path) -> EpisodeFile:
@@ -117,7 +118,20 @@ def _inspect_open(file: h5py.File, path: Path) -> EpisodeFile:
         action_types=action_types,
         instruction=_stored_instruction(file),
         metadata_scenario=_metadata_scenario(file),
+        action_chunk_size=_action_chunk_size(file),
     )
+
+
+def _action_chunk_size(file: h5py.File) -> int | None:
+    """The chunk the collector recorded for (attr ``action_chunk_size``), if the file says.
+
+    Metadata only (it sets the chunk served when no model asks): a value that is not a positive
+    integer is ignored rather than costing the episode.
+    """
+    value = np.asarray(file.attrs.get("action_chunk_size"))
+    if value.ndim == 0 and np.issubdtype(value.dtype, np.integer) and value >= 1:
+        return int(value)
+    return None
 
 
 def _check_chunks_stored(images: h5py.Dataset, path: Path, key: str) -> None:
