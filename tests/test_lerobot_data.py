@@ -15,9 +15,15 @@ import torch
 from vla_lab.data.datamodule import VLADataModule
 from vla_lab.data.lerobot import LeRobotEpisodes
 from vla_lab.data.lerobot_samples import resolve_video_backend
-from vla_lab.data.lerobot_stats import check_nonzero_std
-from vla_lab.data.synthetic.lerobot import write_synthetic_lerobot
+from vla_lab.data.synthetic.lerobot import (
+    TASKS,
+    joint_names,
+    render_episode,
+    write_synthetic_lerobot,
+)
 from vla_lab.lerobot_api import IMAGENET_STATS, LeRobotDataset
+from vla_lab.runtime.checkpoint import load_module
+from vla_lab.train import train
 
 IMAGE = "observation.images.front"
 EPISODES, FRAMES, FPS = 8, 12, 10
@@ -104,11 +110,69 @@ def test_missing_info_json_error_names_the_path(tmp_path):
         LeRobotEpisodes(root=str(tmp_path))
 
 
-def test_zero_std_dimension_error_names_feature_and_dimension():
-    stats = {"action": {"std": [0.3, 0.0, 0.2]}}
-    features = {"action": {"names": ["base", "gripper", "elbow"]}}
-    with pytest.raises(ValueError, match=r"action dimension 1 \('gripper'\) is constant"):
-        check_nonzero_std(stats, features)
+def write_with_a_constant_joint(root: Path, joint: int, value: float) -> Path:
+    """A LeRobot-written dataset (LeRobot's own writer) whose ``joint`` never moves."""
+    names = joint_names(6)
+    features = {
+        IMAGE: {"dtype": "video", "shape": (64, 64, 3), "names": ["height", "width", "channels"]},
+        "observation.state": {"dtype": "float32", "shape": (6,), "names": names},
+        "action": {"dtype": "float32", "shape": (6,), "names": names},
+    }
+    dataset = LeRobotDataset.create("local/constant_joint", fps=FPS, features=features, root=root)
+    rng = np.random.default_rng(0)
+    for episode in range(6):
+        task = TASKS[episode % len(TASKS)]
+        images, states, actions = render_episode(task, FRAMES, (64, 64), 6, rng)
+        states[:, joint] = actions[:, joint] = value
+        for t in range(FRAMES):
+            frame = {IMAGE: images[t], "observation.state": states[t], "action": actions[t]}
+            dataset.add_frame({**frame, "task": task})
+        dataset.save_episode()
+    dataset.finalize()
+    return root
+
+
+def test_a_joint_the_train_episodes_never_move_warns_trains_and_normalises_safely(
+    make_cfg, tmp_path, caplog
+):
+    """lerobot-train accepts such a dataset; LeRobot's normaliser alone would turn a 0.01
+    deviation on that joint into ~1e6 (it divides by std + 1e-8)."""
+    joint, value, deviation = 3, 0.25, 0.01
+    root = write_with_a_constant_joint(tmp_path / "constant_joint", joint, value)
+    run = tmp_path / "run"
+    overrides = [
+        "experiment=roarm_act_demo",
+        "data=roarm_lerobot",
+        f"data.source.root={root}",
+        "data.source.video_backend=pyav",
+        "hardware.num_workers=0",
+        "hardware.batch_size=4",
+        "trainer.max_steps=2",
+        "trainer.limit_val_batches=1",
+    ]
+    with caplog.at_level(logging.WARNING, logger="vla_lab.data.lerobot_stats"):
+        metrics = train(make_cfg(overrides, output_dir=run))
+    assert np.isfinite(metrics["val/loss"])
+    for key in ("observation.state", "action"):
+        warning = f"{key} dimension {joint} ('wrist_roll') never varies over the train episodes"
+        assert caplog.text.count(warning) == 1 and str(root) in caplog.text
+
+    module = load_module(run / "checkpoints" / "last.ckpt")
+    mean = torch.tensor(module.dataset_stats["observation.state"]["mean"], dtype=torch.float32)
+    moved = mean.clone()
+    moved[joint] = value + deviation
+    batch = {
+        IMAGE: torch.rand(1, 3, 64, 64),
+        "observation.state": moved[None],
+        "action": moved.expand(1, module.chunk_size, 6).clone(),
+        "action_is_pad": torch.zeros(1, module.chunk_size, dtype=torch.bool),
+        "task": TASKS[0],
+    }
+    processed = module.preprocess(batch)
+    assert processed["observation.state"][0, joint].item() == pytest.approx(deviation, abs=1e-5)
+    assert processed["action"][0, :, joint].tolist() == pytest.approx(
+        [deviation] * module.chunk_size, abs=1e-5
+    )
 
 
 def test_truncated_video_fails_at_scan_naming_the_file(root, tmp_path):

@@ -39,6 +39,8 @@ FRAME_INDEX = "frame_index"
 INDEX = "index"
 
 STAT_NAMES = ("mean", "std", "min", "max", "q01", "q99")
+# A state/action dimension whose std is below this never varied in the episodes the stats saw.
+MIN_STD = 1e-6
 
 
 def image_key(camera: str) -> str:
@@ -89,6 +91,37 @@ def compute_stats(values: np.ndarray) -> dict[str, list[float]]:
         "q01": np.quantile(values, 0.01, axis=0).tolist(),
         "q99": np.quantile(values, 0.99, axis=0).tolist(),
     }
+
+
+def constant_dimensions(stats: Stats, key: str) -> list[int]:
+    """Dimensions of the flat ``(D,)`` feature ``key`` that never vary in the stats' episodes
+    (std below ``MIN_STD``), e.g. a joint a one-task arm never moves."""
+    if key not in stats:
+        return []
+    std = np.asarray(stats[key]["std"], dtype=np.float64).reshape(-1)
+    return np.flatnonzero(std < MIN_STD).tolist()
+
+
+def unit_scale_for_constant_dimensions(stats: Stats, keys: Iterable[str]) -> Stats:
+    """A copy of ``stats`` in which each constant dimension of ``keys`` has unit scale: std 1,
+    min and q01 at mean - 1, max and q99 at mean + 1. Every normalisation mode of LeRobot
+    (MEAN_STD, MIN_MAX, QUANTILES) then maps that dimension to ``x - mean``.
+
+    Why: LeRobot 0.4.4's normaliser divides by ``std + 1e-8`` (by ``1e-8`` when max == min or
+    q99 == q01), so a 0.01 deviation at inference on a joint the train episodes never moved
+    becomes ~1e6. Unit scale keeps it 0.01, in dataset units, as scikit-learn's
+    ``StandardScaler`` does for zero-variance features. The dataset's own stats (``stats.json``,
+    the checkpoint) stay as computed; this is what a normaliser is built with.
+    """
+    safe = {key: {name: list(values) for name, values in stats[key].items()} for key in stats}
+    for key in keys:
+        for dim in constant_dimensions(stats, key):
+            mean = float(safe[key]["mean"][dim])
+            safe[key]["std"][dim] = 1.0
+            for name, offset in (("min", -1.0), ("q01", -1.0), ("max", 1.0), ("q99", 1.0)):
+                if name in safe[key]:
+                    safe[key][name][dim] = mean + offset
+    return safe
 
 
 def save_stats(stats: Stats, path: str | Path) -> None:

@@ -12,6 +12,7 @@ train frame for stats would cost more than it changes).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from typing import Any
 import numpy as np
 import pyarrow.dataset as pa_ds
 
-from vla_lab.features import ACTION, STAT_NAMES, STATE, Stats, compute_stats
+from vla_lab.features import ACTION, STAT_NAMES, STATE, Stats, compute_stats, constant_dimensions
+
+log = logging.getLogger(__name__)
 
 NUMERIC_DTYPES = ("float32", "float64")
 NOT_NORMALISED = ("timestamp",)
 CHECKED_FEATURES = (STATE, ACTION)
-MIN_STD = 1e-6
 PIXEL_RANGE = {"min": 0.0, "max": 1.0, "q01": 0.0, "q99": 1.0}
 
 
@@ -64,7 +66,7 @@ def lerobot_stats(
         stats.update(_from_parquet(data_root, missing, episodes))
     for key in camera_keys:
         stats[key] = _camera_stats(key, dataset_stats.get(key), use_imagenet_stats, IMAGENET_STATS)
-    check_nonzero_std(stats, features)
+    warn_constant_dimensions(stats, features, data_root)
     return stats
 
 
@@ -108,20 +110,24 @@ def _camera_stats(
     return {name: _list(stored[name]) for name in STAT_NAMES}
 
 
-def check_nonzero_std(stats: Stats, features: Mapping[str, Mapping[str, Any]]) -> None:
-    """Refuse a constant state/action dimension: mean/std normalisation divides by its std."""
+def warn_constant_dimensions(
+    stats: Stats, features: Mapping[str, Mapping[str, Any]], data_root: Path
+) -> None:
+    """One warning per state/action dimension the train episodes never move (common: a 6-joint
+    arm doing one task). ``lerobot-train`` accepts such a dataset and so do we: LeRobot policies
+    normalise the dimension with unit scale (``features.unit_scale_for_constant_dimensions``)."""
     for key in CHECKED_FEATURES:
-        if key not in stats:
-            continue
-        std = np.asarray(stats[key]["std"], dtype=np.float64).reshape(-1)
-        names = list(flat_names(features.get(key, {}).get("names")) or [])
-        for dim in np.flatnonzero(std < MIN_STD):
+        names = flat_names(features.get(key, {}).get("names")) or []
+        for dim in constant_dimensions(stats, key):
             name = f" ({names[dim]!r})" if dim < len(names) else ""
-            raise ValueError(
-                f"{key} dimension {dim}{name} is constant over the train episodes "
-                f"(std {std[dim]:.2g}): mean/std normalisation divides by that std, which blows "
-                "up any deviation at inference. Drop the dimension from the dataset, or normalise "
-                f"{key} with MIN_MAX (the policy's normalization_mapping)."
+            log.warning(
+                "%s dimension %d%s never varies over the train episodes of %s: it is normalised "
+                "with unit scale (x - mean) instead of being divided by its std (~0), so a "
+                "deviation at inference stays its own size.",
+                key,
+                dim,
+                name,
+                data_root,
             )
 
 

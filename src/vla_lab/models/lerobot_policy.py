@@ -66,8 +66,11 @@ def lerobot_stats(
     """Our stats lists as the arrays LeRobot's normaliser takes, keyed with the policy's names.
 
     Camera stats are per channel, shaped (3, 1, 1) to broadcast over (B, 3, H, W); with
-    `use_imagenet_stats` they are ImageNet's, as lerobot-train does.
+    `use_imagenet_stats` they are ImageNet's, as lerobot-train does. A state or action dimension
+    the train episodes never moved gets unit scale (`ft.unit_scale_for_constant_dimensions`):
+    LeRobot's own normaliser would divide a deviation from it by ~1e-8.
     """
+    stats = ft.unit_scale_for_constant_dimensions(stats, (ft.STATE, ft.ACTION))
     out: dict[str, dict[str, np.ndarray]] = {}
     for key in keys:
         is_camera = key.startswith(ft.IMAGE_PREFIX)
