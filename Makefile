@@ -14,8 +14,8 @@ $(UV):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "uv==0.13.8"
 
-$(STAMP): pyproject.toml requirements.lock $(UV)
-	$(UV) pip install --python $(PY) -r requirements.lock -e ".[dev]"
+$(STAMP): pyproject.toml requirements.lock overrides.txt $(UV)
+	$(UV) pip install --python $(PY) -r requirements.lock --overrides overrides.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: setup
@@ -37,7 +37,7 @@ format: setup
 
 # Re-pin the whole dependency tree after editing pyproject.toml.
 lock: $(UV)
-	$(UV) pip compile pyproject.toml --extra dev --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --overrides overrides.txt --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:

@@ -13,6 +13,7 @@ from conftest import DEMOS
 
 from vla_lab.av import layout
 from vla_lab.av.calibration import read_camera
+from vla_lab.av.layout import RootLayout
 from vla_lab.av.synthetic import write_synthetic_av
 from vla_lab.evaluation.video import PREDICTED
 from vla_lab.infer import infer, input_kind
@@ -84,7 +85,7 @@ def test_the_f_theta_calibration_projects_like_the_pinhole_that_rendered_the_cli
     1.5 m up) and stores f-theta polynomials fitted to it: both must put a point on one pixel."""
     root = write_synthetic_av(tmp_path / "drives", num_clips=1, seed=3, image_size=(64, 96))
     clip_id = pd.read_parquet(root / layout.CLIP_INDEX).index[0]
-    camera = read_camera(root, 0, clip_id, layout.FRONT_WIDE)
+    camera = read_camera(RootLayout.of(root), 0, clip_id, layout.FRONT_WIDE)
     points = np.array([[10.0, 0.0, 0.0], [12.0, 3.0, 0.0], [30.0, -4.0, 1.0], [-5.0, 0.0, 0.0]])
 
     pixels, visible = camera.project(points)
@@ -103,7 +104,7 @@ def test_the_f_theta_calibration_projects_like_the_pinhole_that_rendered_the_cli
 def test_a_root_without_calibration_has_no_camera(tmp_path: Path):
     root = write_synthetic_av(tmp_path / "drives", num_clips=1, seed=3, write_calibration=False)
     clip_id = pd.read_parquet(root / layout.CLIP_INDEX).index[0]
-    assert read_camera(root, 0, clip_id, layout.FRONT_WIDE) is None
+    assert read_camera(RootLayout.of(root), 0, clip_id, layout.FRONT_WIDE) is None
 
 
 def test_an_unknown_input_names_the_formats_it_could_be(tmp_path: Path):

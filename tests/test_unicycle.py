@@ -8,10 +8,12 @@ import pickle
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from vla_lab.av import unicycle
 from vla_lab.av.metrics import ade, ade_at, comfort, constant_velocity_rollout, fde, fde_at
 from vla_lab.av.unicycle import UnicycleActionSpace, rot_from_yaw, unwrap_yaw, yaw_from_rot
+from vla_lab.utils.config import CONF_DIR
 
 DT = 0.1
 F64 = torch.float64
@@ -307,3 +309,40 @@ def test_comfort_flags_hard_braking_and_tight_turns_but_not_gentle_driving():
     assert comfort(xyz, yaw_from_rot(rot)).tolist() == [False, True, False]
     straight = constant_velocity_rollout(torch.tensor(20.0))
     assert comfort(straight, torch.zeros(64))
+
+
+# The released Alpamayo-R1-10B normalisation constants, at full precision.
+AR1_NORMALISATION = {
+    "accel_mean": 0.02902694707164455,
+    "accel_std": 0.6810426736454882,
+    "curvature_mean": 0.0002692167976330542,
+    "curvature_std": 0.026148280660833106,
+}
+
+
+def _rollout_gap_to_ar1(space: UnicycleActionSpace) -> float:
+    """Largest distance (m) between `space`'s decoding of AR1-normalised actions and AR1's own,
+    over a 6.4 s drive of ~90 m (v0 = 14 m/s)."""
+    raw = smooth_controls(1)[0].double()
+    mean = torch.tensor([AR1_NORMALISATION["accel_mean"], AR1_NORMALISATION["curvature_mean"]])
+    std = torch.tensor([AR1_NORMALISATION["accel_std"], AR1_NORMALISATION["curvature_std"]])
+    normalised = (raw - mean.double()) / std.double()
+    ar1 = _loop_states(raw, 14.0, "ar1")[1:, :2]
+    v0 = torch.tensor(14.0, dtype=F64)
+    hist_xyz, hist_rot = history(v0)
+    xyz, _ = space.action_to_traj(normalised, hist_xyz.double(), hist_rot.double(), v0=v0)
+    assert float(ar1[-1, 0]) > 80.0
+    return float((xyz[:, :2] - ar1).norm(dim=-1).max())
+
+
+def test_normalisation_is_ar1s_at_full_precision_in_code_and_config():
+    space = UnicycleActionSpace()
+    configured = OmegaConf.load(CONF_DIR / "data" / "nvidia_av.yaml").source.action_space
+    for name, value in AR1_NORMALISATION.items():
+        assert getattr(space, name) == value and configured[name] == value
+    assert _rollout_gap_to_ar1(space) < 1e-6
+    # The rounded copies vla-lab used to carry move this drive by ~1.3 mm: the test can tell.
+    rounded = UnicycleActionSpace(
+        accel_mean=0.02903, accel_std=0.68104, curvature_mean=0.000269, curvature_std=0.026148
+    )
+    assert _rollout_gap_to_ar1(rounded) > 5e-4

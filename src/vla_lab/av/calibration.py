@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.spatial.transform import Rotation
 
 from vla_lab.av import layout
+from vla_lab.av.layout import RootLayout
 
 QUATERNION_COLUMNS = ("qx", "qy", "qz", "qw")
 POSITION_COLUMNS = ("x", "y", "z")
@@ -56,10 +57,12 @@ class FThetaCamera:
         return pixels, inside & (z > 0.1)
 
 
-def read_camera(root: str | Path, chunk: int, clip_id: str, camera: str) -> FThetaCamera | None:
+def read_camera(
+    root_layout: RootLayout, chunk: int, clip_id: str, camera: str
+) -> FThetaCamera | None:
     """The clip's camera, or None when the root has no calibration for it (it is optional)."""
-    intrinsics_path = layout.intrinsics_parquet(Path(root), chunk)
-    extrinsics_path = layout.extrinsics_parquet(Path(root), chunk)
+    intrinsics_path = root_layout.chunk_file(layout.INTRINSICS, chunk)
+    extrinsics_path = root_layout.chunk_file(layout.EXTRINSICS, chunk)
     if not (intrinsics_path.is_file() and extrinsics_path.is_file()):
         return None
     intrinsics = _row(intrinsics_path, clip_id, camera, layout.FTHETA_COLUMNS)

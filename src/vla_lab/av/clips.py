@@ -2,11 +2,16 @@
 
 One sample is one time t0 of one clip: the front wide frame at or before t0 (optionally a few
 earlier ones), the ego state, the command, and the 64-step ground-truth controls from the
-unicycle fit of the future poses (`vla_lab.av.unicycle`). Everything that can be wrong with a clip
-is found at scan time, before training: a missing chunk zip or member, a video shorter than its
-timestamps, non-finite poses, an egomotion gap of more than `max_gap_s` around t0, a t0 outside the
-1.6 s / 6.4 s margins, no command for the sample. Each bad clip is skipped with one warning naming
-it, and counted (`on_bad_clip: error` raises instead); an epoch never meets one.
+unicycle fit of the future poses (`vla_lab.av.unicycle`). t0 is a time in the clip's own clock,
+shared by all its sensors (Alpamayo-R1's `t0_us = 5_100_000`), never shifted by the first frame's
+or first pose's timestamp: the first frame sits a few ms off 0 and egomotion starts ~2 s before it.
+
+Users download a few chunks of a ~3,000-chunk release: clips of chunks not on disk are skipped
+quietly with one summary line (`chunks` picks some of those present). Everything that can be wrong
+with a clip of a present chunk is found at scan time, before training: a missing member, a video
+shorter than its timestamps, non-finite poses, an egomotion gap of more than `max_gap_s` around t0,
+a t0 outside the 1.6 s / 6.4 s margins, no command for the sample. Each bad clip is skipped with
+one warning naming it, and counted (`on_bad_clip: error` raises instead); an epoch never meets one.
 
 Ground truth (poses in the t0 frame, controls, v0) is computed once per clip, in one batched least
 squares, and cached under `cache_dir` (atomic writes), so later runs do no least squares; the
@@ -31,6 +36,7 @@ import torch
 from vla_lab import features as ft
 from vla_lab.av import layout
 from vla_lab.av.commands import Commands
+from vla_lab.av.layout import RootLayout
 from vla_lab.av.poses import US, EgoTrajectory, PoseWindowError, window_offsets_us
 from vla_lab.av.unicycle import UnicycleActionSpace
 from vla_lab.av.video import (
@@ -52,7 +58,7 @@ T0_US = "t0_us"
 STATE_NAMES = ("v0", "a0", "kappa0")
 T0_MODES = ("fixed", "stride")
 ON_BAD_CLIP = ("warn", "error")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: t0 in the clip clock
 
 
 class BadClipError(ValueError):
@@ -105,12 +111,16 @@ class ClipSamples:
 class PhysicalAIAVClips:
     """The sample source of `data=nvidia_av` (and `av_synthetic`); see the module docstring.
 
-    `t0_mode`: `fixed` (one sample per clip at `t0_s` after its start, AR1's 5.1 s) or `stride`
-    (every `t0_stride_s` between the margins). `frame_offsets_s`: the frames served, relative to
-    t0 (`[0.0]`; AR1's history is `[-0.3, -0.2, -0.1, 0.0]`). `state`: which of v0 (speed from
-    the history fit), a0 and kappa0 (acceleration and curvature over the last 0.5 s of history)
-    form `observation.state`. `synthetic`: `write_synthetic_av` arguments; the clips are written
-    to `root` on first use when it is missing.
+    `t0_mode`: `fixed` (one sample per clip at `t0_us` in the clip clock, AR1's 5_100_000) or
+    `stride` (`t0_us + k * t0_stride_s` for every integer k that keeps the margins). A t0 needs
+    `history_margin_s` before it and `future_margin_s` after it inside both the egomotion and
+    the video ranges, and, as AR1's loader demands, t0 > `history_margin_s` in the clip clock.
+    `chunks`: the chunk numbers to read (None: every chunk on disk). `frame_offsets_s`: the
+    frames served, relative to t0 (`[0.0]`; AR1's history is `[-0.3, -0.2, -0.1, 0.0]`).
+    `state`: which of v0 (speed from the history fit), a0 and kappa0 (acceleration and
+    curvature over the last 0.5 s of history) form `observation.state`. `synthetic`:
+    `write_synthetic_av` arguments; the clips are written to `root` on first use when it is
+    missing.
     """
 
     def __init__(
@@ -119,7 +129,7 @@ class PhysicalAIAVClips:
         camera: str = layout.FRONT_WIDE,
         image_size: Sequence[int] = (224, 224),
         t0_mode: str = "fixed",
-        t0_s: float = 5.1,
+        t0_us: int = 5_100_000,
         t0_stride_s: float = 1.0,
         history_margin_s: float = 1.6,
         future_margin_s: float = 6.4,
@@ -131,6 +141,7 @@ class PhysicalAIAVClips:
         max_gap_s: float = 0.2,
         on_bad_clip: str = "warn",
         max_clips: int | None = None,
+        chunks: Sequence[int] | None = None,
         synthetic: dict | None = None,
         cache_dir: str | None = None,
     ) -> None:
@@ -145,7 +156,7 @@ class PhysicalAIAVClips:
         if unknown or not state:
             raise ValueError(f"data.source.state={list(state)}: use a subset of {STATE_NAMES}")
         self.t0_mode = t0_mode
-        self.t0_s = float(t0_s)
+        self.t0_us = int(t0_us)
         self.t0_stride_s = float(t0_stride_s)
         self.history_margin_s = float(history_margin_s)
         self.future_margin_s = float(future_margin_s)
@@ -158,6 +169,7 @@ class PhysicalAIAVClips:
         self.max_gap_s = float(max_gap_s)
         self.on_bad_clip = on_bad_clip
         self.max_clips = max_clips
+        self.chunks = None if chunks is None else sorted({int(c) for c in chunks})
         self.synthetic = None if synthetic is None else dict(synthetic)
         self.cache_dir = Path(cache_dir or Path.home() / ".cache" / "vla_lab")
         self.skipped: Counter[str] = Counter()
@@ -187,9 +199,10 @@ class PhysicalAIAVClips:
             )
 
     def _scan(self) -> list[AVClip]:
-        index = read_clip_index(self.root)
+        self.layout = RootLayout.of(self.root)
+        log.info("PhysicalAI-AV file names from %s", self.layout.source)
+        index = self._on_disk(read_clip_index(self.root))
         present = read_feature_presence(self.root, [self.camera, layout.EGOMOTION])
-        self.egomotion_dir = find_egomotion_dir(self.root)
         self.commands = Commands(self.commands_cfg)
         clips: list[AVClip] = []
         for clip_id, row in index.iterrows():
@@ -238,6 +251,53 @@ class PhysicalAIAVClips:
         )
         return clips
 
+    def _on_disk(self, index: pd.DataFrame) -> pd.DataFrame:
+        """The index rows of the chunks to read: on disk and, with `chunks`, asked for.
+
+        A partial download is the normal case (the index lists every released clip), so absent
+        chunks are summarised in one line, not reported clip by clip; a chunk with some of its
+        files but not all gets one warning.
+        """
+        listed = sorted(int(c) for c in index["chunk"].unique())
+        files = {c: self._chunk_files(c) for c in listed}
+        on_disk = [c for c in listed if all(path.is_file() for path in files[c])]
+        for chunk in listed:
+            missing = [str(path) for path in files[chunk] if not path.is_file()]
+            if chunk not in on_disk and len(missing) < len(files[chunk]):
+                log.warning("PhysicalAI-AV chunk %d is incomplete (no %s): skipped", chunk, missing)
+        if self.chunks is None:
+            selected = on_disk
+        else:
+            absent = [c for c in self.chunks if c not in on_disk]
+            if absent:
+                raise FileNotFoundError(
+                    f"data.source.chunks asks for chunks {absent}, not on disk under {self.root} "
+                    f"(chunk {absent[0]} needs {list(map(str, self._chunk_files(absent[0])))}); "
+                    f"on disk: {_ranges(on_disk) or 'none'}"
+                )
+            selected = self.chunks
+        if not selected:
+            raise FileNotFoundError(
+                f"None of the {len(listed)} chunks in {self.root / layout.CLIP_INDEX} is on disk: "
+                f"chunk {listed[0]} would be {[str(p) for p in files[listed[0]]]} (names from "
+                f"{self.layout.source}); download its camera and egomotion zips"
+            )
+        kept = index[index["chunk"].isin(selected)]
+        log.info(
+            "PhysicalAI-AV index: %d clips in %d chunks; on disk: chunks %s; reading %d clips "
+            "of chunks %s",
+            len(index),
+            len(listed),
+            _ranges(on_disk),
+            len(kept),
+            _ranges(selected),
+        )
+        return kept
+
+    def _chunk_files(self, chunk: int) -> list[Path]:
+        """The camera zip and the egomotion zip of chunk number `chunk`."""
+        return [self.layout.chunk_file(f, chunk) for f in (self.camera, layout.EGOMOTION)]
+
     def _bad(self, clip_id: str, reason: str) -> None:
         message = f"PhysicalAI-AV clip {clip_id} under {self.root}: {reason}"
         if self.on_bad_clip == "error":
@@ -251,7 +311,7 @@ class PhysicalAIAVClips:
             "version": CACHE_VERSION,
             "root": str(self.root.resolve()),
             "camera": self.camera,
-            "t0": [self.t0_mode, self.t0_s, self.t0_stride_s],
+            "t0": [self.t0_mode, self.t0_us, self.t0_stride_s],
             "margins": [self.history_margin_s, self.future_margin_s],
             "n_history": self.n_history,
             "frames": self.frame_offsets_s,
@@ -261,14 +321,8 @@ class PhysicalAIAVClips:
         key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         return self.cache_dir / "av_ground_truth" / key / f"{clip_id}.npz"
 
-    def _zips(self, chunk: int) -> tuple[Path, Path]:
-        return (
-            layout.camera_zip(self.root, self.camera, chunk),
-            layout.egomotion_zip(self.root, chunk, self.egomotion_dir),
-        )
-
     def _ground_truth(self, clip_id: str, chunk: int) -> ClipSamples:
-        camera_zip, egomotion_zip = self._zips(chunk)
+        camera_zip, egomotion_zip = self._chunk_files(chunk)
         for path in (camera_zip, egomotion_zip):
             if not path.is_file():
                 raise BadClipError(f"chunk zip {path} is missing")
@@ -298,15 +352,19 @@ class PhysicalAIAVClips:
         return samples
 
     def _compute_ground_truth(self, clip_id: str, camera_zip: Path, egomotion_zip: Path):
-        timestamps = read_timestamps(camera_zip, layout.timestamps_member(clip_id, self.camera))
-        video_member = layout.video_member(clip_id, self.camera)
+        timestamps = read_timestamps(
+            camera_zip, self.layout.member(self.camera, "frame_timestamps", clip_id)
+        )
+        video_member = self.layout.member(self.camera, "video", clip_id)
         n_video = count_video_frames(camera_zip, video_member)
         if n_video < len(timestamps):
             raise BadClipError(
                 f"{camera_zip}:{video_member} has {n_video} frames but its timestamps parquet "
                 f"lists {len(timestamps)}"
             )
-        egomotion = read_parquet_member(egomotion_zip, layout.egomotion_member(clip_id))
+        egomotion = read_parquet_member(
+            egomotion_zip, self.layout.member(layout.EGOMOTION, "egomotion", clip_id)
+        )
         missing = [c for c in layout.EGOMOTION_COLUMNS if c not in egomotion.columns]
         if missing:
             raise BadClipError(f"{egomotion_zip}: egomotion of {clip_id} lacks columns {missing}")
@@ -318,15 +376,20 @@ class PhysicalAIAVClips:
         )
         start = max(int(timestamps[0]), trajectory.start_us)
         end = min(int(timestamps[-1]), trajectory.end_us)
+        # t0 range: the margins inside both sensors' ranges, and AR1's t0 > history margin.
+        first = max(start + self._us(self.history_margin_s), self._us(self.history_margin_s) + 1)
+        last = end - self._us(self.future_margin_s)
         offsets = window_offsets_us(self.n_history, self.action_space.n_steps, self.action_space.dt)
         frame_offsets = np.round(np.asarray(self.frame_offsets_s) * US).astype(np.int64)
         kept: list[tuple[int, Any, list[int]]] = []
         skipped: list[str] = []
-        for t0 in self._t0s(start, end):
-            if t0 - start < self.history_margin_s * US or end - t0 < self.future_margin_s * US:
+        for t0 in self._t0s(first, last):
+            if not first <= t0 <= last:
                 skipped.append(
-                    f"t0 {t0} us is outside the margins ({self.history_margin_s} s of history, "
-                    f"{self.future_margin_s} s of future) of a clip spanning [{start}, {end}] us"
+                    f"t0 {t0} us is outside [{first}, {last}] us: {self.history_margin_s} s of "
+                    f"history (and t0 > {self.history_margin_s} s) and {self.future_margin_s} s "
+                    f"of future inside the egomotion [{trajectory.start_us}, {trajectory.end_us}]"
+                    f" and video [{timestamps[0]}, {timestamps[-1]}] us ranges"
                 )
                 continue
             try:
@@ -341,13 +404,18 @@ class PhysicalAIAVClips:
             kept.append((t0, window, frames))
         return self._fit(kept, skipped)
 
-    def _t0s(self, start: int, end: int) -> list[int]:
+    def _t0s(self, first: int, last: int) -> list[int]:
+        """`t0_us`, or its stride grid (through `t0_us`) between `first` and `last`."""
         if self.t0_mode == "fixed":
-            return [start + int(round(self.t0_s * US))]
-        first = start + int(round(self.history_margin_s * US))
-        last = end - int(round(self.future_margin_s * US))
-        step = int(round(self.t0_stride_s * US))
-        return list(range(first, last + 1, step))
+            return [self.t0_us]
+        step = self._us(self.t0_stride_s)
+        k_first = -((self.t0_us - first) // step)  # ceil((first - t0_us) / step)
+        k_last = (last - self.t0_us) // step
+        return [self.t0_us + k * step for k in range(k_first, k_last + 1)]
+
+    @staticmethod
+    def _us(seconds: float) -> int:
+        return int(round(seconds * US))
 
     def _fit(self, kept: list, skipped: list[str]) -> ClipSamples:
         n, n_steps = len(kept), self.action_space.n_steps
@@ -411,7 +479,9 @@ class PhysicalAIAVClips:
         return self._samples[clip_id]
 
     def video_location(self, clip: AVClip) -> tuple[Path, str]:
-        return self._zips(clip.chunk)[0], layout.video_member(clip.clip_id, self.camera)
+        return self._chunk_files(clip.chunk)[0], self.layout.member(
+            self.camera, "video", clip.clip_id
+        )
 
     def features(self) -> dict[str, ft.Feature]:
         self.episodes()
@@ -441,6 +511,10 @@ class PhysicalAIAVClips:
             [c for c in episodes if c.split == "train"],
             [c for c in episodes if c.split == "val"],
         )
+
+    def natural_action_delta_indices(self) -> list[int]:
+        """The whole horizon: every sample carries all `action_space.n_steps` controls."""
+        return list(range(self.action_space.n_steps))
 
     def dataset(
         self,
@@ -477,18 +551,48 @@ def recent_accel_curvature(hist_xyz: np.ndarray, dt: float, span: int = 5) -> np
 
 
 def read_clip_index(root: Path) -> pd.DataFrame:
-    """`clip_index.parquet` indexed by clip_id, with chunk, split and clip_is_valid."""
+    """`clip_index.parquet` indexed by clip_id, with chunk, split and clip_is_valid.
+
+    As in the devkit, where `splits/default.parquet` exists its `split` labels win over the
+    index's own (clips it does not label get none and are neither train nor val).
+    """
     path = root / layout.CLIP_INDEX
-    table = pd.read_parquet(path)
-    if "clip_id" in table.columns:
-        table = table.set_index("clip_id")
+    table = _indexed_by_clip_id(pd.read_parquet(path))
     missing = [c for c in ("chunk", "split", "clip_is_valid") if c not in table.columns]
     if missing:
         raise KeyError(
             f"{path} lacks columns {missing}; expected index clip_id and columns chunk, split, "
             f"clip_is_valid (found {list(table.columns)})"
         )
+    splits = root / layout.SPLITS_DEFAULT
+    if splits.is_file():
+        labels = _indexed_by_clip_id(pd.read_parquet(splits))
+        if "split" not in labels.columns:
+            raise KeyError(f"{splits} has no 'split' column (found {list(labels.columns)})")
+        unknown = labels.index.difference(table.index)
+        if len(unknown):
+            raise ValueError(
+                f"{splits} labels {len(unknown)} clips absent from {path}, e.g. "
+                f"{unknown[:3].tolist()}"
+            )
+        table["split"] = labels["split"].reindex(table.index)
+    log.info("PhysicalAI-AV split labels from %s", splits if splits.is_file() else path)
     return table.sort_index()
+
+
+def _indexed_by_clip_id(table: pd.DataFrame) -> pd.DataFrame:
+    return table.set_index("clip_id") if "clip_id" in table.columns else table
+
+
+def _ranges(numbers: Sequence[int]) -> str:
+    """ "0-3, 7, 9-10" for [0, 1, 2, 3, 7, 9, 10]: chunk lists stay one short line."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def read_feature_presence(root: Path, needed: Sequence[str]) -> dict[str, bool] | None:
@@ -510,13 +614,3 @@ def read_feature_presence(root: Path, needed: Sequence[str]) -> dict[str, bool] 
         list(needed),
     )
     return None
-
-
-def find_egomotion_dir(root: Path) -> str:
-    for relative in layout.EGOMOTION_DIRS:
-        if (root / relative).is_dir():
-            return relative
-    raise FileNotFoundError(
-        f"No egomotion under {root}: looked for {root / layout.EGOMOTION_DIRS[0]} (the released "
-        f"layout) and {root / layout.EGOMOTION_DIRS[1]} (the seed document's)"
-    )

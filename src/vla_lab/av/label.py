@@ -111,10 +111,11 @@ def label_settings(cfg: DictConfig) -> dict[str, Any]:
         labeler.pop(key, None)
     source = cfg.data.source
     if source.t0_mode == "fixed":
-        t0 = {"t0_mode": "fixed", "t0_s": source.t0_s}
+        t0 = {"t0_mode": "fixed", "t0_us": source.t0_us}
     else:
         t0 = {
             "t0_mode": source.t0_mode,
+            "t0_us": source.t0_us,
             "t0_stride_s": source.t0_stride_s,
             "history_margin_s": source.history_margin_s,
             "future_margin_s": source.future_margin_s,

@@ -11,18 +11,24 @@ the car drives, so speed shows across frames.
 
 What a reader must know:
 
+- The clock is the released one: one clock per clip, shared by all sensors, nominally 0 to
+  ``clip_seconds``. Egomotion starts about ``egomotion_lead_s`` before 0 (+-0.1 s per clip), the
+  first video frame a few ms before or after 0 (+-20 ms), and frame timestamps carry +-1 ms of
+  capture jitter around the constant rate; a reader that shifts the clock by its first frame or
+  pose, or assumes frame i is at i / fps, fails its tests.
 - Egomotion (``<clip_id>.egomotion.parquet``, float64 but ``timestamp`` int64 us): ``timestamp qx qy
-  qz qw x y z vx vy vz ax ay az curvature`` at ``egomotion_hz`` from 0 to ``clip_seconds``
-  inclusive, timestamp ``timestamp_offset_us + round(j * 1e6 / egomotion_hz)``. Rig frame: rear axle
-  on the ground, x forward, y left, z up; curvature is signed (positive turns left).
+  qz qw x y z vx vy vz ax ay az curvature`` at ``egomotion_hz`` from its start to ``clip_seconds``.
+  Rig frame: rear axle on the ground, x forward, y left, z up; curvature is signed (positive turns
+  left).
 - Anchor frame: the released data expresses poses in the rig frame at the clip's first timestamp
   (first pose = identity). Ours is deliberately not: each clip's anchor is that frame moved by a
   random rigid transform (yaw in [-pi, pi), x and y offsets up to 50 m, z up to 0.5 m), so a loader
   that skips the move into the t0 ego frame fails its tests. Velocities and accelerations are
   anchor-frame vectors, as released; only yaw is non-zero (flat road).
-- Video: ``round(clip_seconds * fps)`` frames, frame i at ``timestamp_offset_us + round(i * 1e6 /
-  fps)``; H.264 yuv420p at constant ``fps``, a keyframe every 10 frames, no B-frames. Zip members
-  are stored uncompressed, so a reader can seek inside them.
+- Video: ``round(clip_seconds * fps)`` frames, frame i rendered at its timestamp; H.264 yuv420p
+  at constant ``fps``, a keyframe every 10 frames, no B-frames except in clip 1 (the second), which
+  has up to 2 between references, so decode order differs from presentation order there. Zip
+  members are stored uncompressed, so a reader can seek inside them.
 - Camera: a level pinhole (horizontal FOV 100 deg) 1.5 m ahead of the rig origin and 1.5 m above the
   ground. Optical axes x right, y down, z forward; pixel centres at integer (u, v), principal point
   at the image centre. Intrinsics are written as f-theta polynomials fitted to the pinhole (under
@@ -87,7 +93,7 @@ class _Spec:
     speed_range: tuple[float, float]
     max_curvature: float
     max_accel: float
-    timestamp_offset_us: int
+    egomotion_lead_s: float
 
     def __post_init__(self) -> None:
         lo, hi = self.speed_range
@@ -102,6 +108,10 @@ class _Spec:
             (1.0 <= lo <= hi, f"speed_range must satisfy 1 <= low <= high m/s, got {(lo, hi)}"),
             (self.max_curvature >= 0, f"max_curvature must be >= 0, got {self.max_curvature}"),
             (self.max_accel >= 0, f"max_accel must be >= 0, got {self.max_accel}"),
+            (
+                self.egomotion_lead_s >= 0.1,
+                f"egomotion_lead_s must be >= 0.1, got {self.egomotion_lead_s}",
+            ),
         ]
         errors = [message for ok, message in problems if not ok]
         if errors:
@@ -129,7 +139,7 @@ def write_synthetic_av(
     speed_range: Sequence[float] = (4.0, 14.0),
     max_curvature: float = 0.03,
     max_accel: float = 0.6,
-    timestamp_offset_us: int = 0,
+    egomotion_lead_s: float = 2.0,
     write_calibration: bool = True,
 ) -> Path:
     """Write ``num_clips`` clips to ``root`` and return ``root``. ``image_size`` is ``(H, W)``.
@@ -148,7 +158,7 @@ def write_synthetic_av(
         (float(speed_range[0]), float(speed_range[1])),
         float(max_curvature),
         float(max_accel),
-        int(timestamp_offset_us),
+        float(egomotion_lead_s),
     )
     if num_clips < 1 or clips_per_chunk < 1 or not 0.0 <= val_fraction < 1.0:
         raise ValueError(
@@ -200,7 +210,7 @@ def _write(
             for k in range(first, min(first + clips_per_chunk, num_clips)):
                 rng = np.random.default_rng([seed, k])
                 clip_id = str(uuid.UUID(bytes=rng.bytes(16), version=4))
-                mp4, frame_us, egomotion = _clip(spec, rng)
+                mp4, frame_us, egomotion = _clip(spec, rng, b_frames=2 if k == 1 else 0)
                 _store(videos, layout.video_member(clip_id, layout.FRONT_WIDE), mp4)
                 _store(
                     videos,
@@ -233,19 +243,31 @@ def _write(
     ).to_parquet(path / layout.CLIP_INDEX)
 
 
-def _clip(spec: _Spec, rng: np.random.Generator) -> tuple[bytes, np.ndarray, pd.DataFrame]:
-    """One clip: the mp4 bytes, frame timestamps (us) and the egomotion table."""
-    speed = _Speed.draw(rng, spec)
+def _clip(
+    spec: _Spec, rng: np.random.Generator, b_frames: int
+) -> tuple[bytes, np.ndarray, pd.DataFrame]:
+    """One clip: the mp4 bytes, frame timestamps (us) and the egomotion table.
+
+    The motion is a function of the time since the egomotion starts (the car is at arc length 0
+    then); frames are rendered at their own timestamps in the clip clock.
+    """
+    ego_start_us = -round(spec.egomotion_lead_s * 1e6) + int(rng.integers(-100_000, 100_001))
+    end_us = round(spec.clip_seconds * 1e6)
+    n_ego = int((end_us - ego_start_us) * 1e-6 * spec.egomotion_hz) + 1
+    ego_us = ego_start_us + np.round(np.arange(n_ego) * 1e6 / spec.egomotion_hz).astype(np.int64)
     n_frames = max(1, round(spec.clip_seconds * spec.fps))
-    n_ego = round(spec.clip_seconds * spec.egomotion_hz) + 1
-    road = _Road.draw(rng, float(speed.s(spec.clip_seconds)) + LOOKAHEAD_M[1] + 5.0, spec)
-    frame_t = np.arange(n_frames) / spec.fps
-    ego_t = np.arange(n_ego) / spec.egomotion_hz
+    frame_us = (
+        int(rng.integers(-20_000, 20_001))
+        + np.round(np.arange(n_frames) * 1e6 / spec.fps).astype(np.int64)
+        + rng.integers(-1_000, 1_001, n_frames)
+    )
+    ego_t, frame_t = (ego_us - ego_start_us) / 1e6, (frame_us - ego_start_us) / 1e6
+    duration_s = (end_us - ego_start_us) / 1e6
+    speed = _Speed.draw(rng, spec, duration_s)
+    road = _Road.draw(rng, float(speed.s(duration_s)) + LOOKAHEAD_M[1] + 5.0, spec)
     look = _Look.draw(rng)
     frames = (_render(road, float(s), spec, look) for s in speed.s(frame_t))
-    mp4 = _encode(frames, spec)
-    frame_us = spec.timestamp_offset_us + np.round(frame_t * 1e6).astype(np.int64)
-    ego_us = spec.timestamp_offset_us + np.round(ego_t * 1e6).astype(np.int64)
+    mp4 = _encode(frames, spec, b_frames)
     return mp4, frame_us, _egomotion(road, speed, ego_t, ego_us, rng)
 
 
@@ -259,12 +281,12 @@ class _Speed:
     phase: np.ndarray
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, spec: _Spec) -> _Speed:
+    def draw(cls, rng: np.random.Generator, spec: _Spec, duration_s: float) -> _Speed:
         omega = 2 * np.pi / rng.uniform(5.0, 14.0, 2)
         share = rng.uniform(0.3, 0.7)
         accel = spec.max_accel * np.array([share, 1 - share]) * rng.uniform(0.6, 1.0)
         phase = rng.uniform(0, 2 * np.pi, 2)
-        dev = cls(0.0, accel / omega, omega, phase).v(np.linspace(0, spec.clip_seconds, 2001))
+        dev = cls(0.0, accel / omega, omega, phase).v(np.linspace(0, duration_s, 2001))
         lo, hi = spec.speed_range
         if lo - dev.min() <= hi - dev.max():
             return cls(
@@ -479,14 +501,15 @@ def _marks(phase: float, period: float, start: float, stop: float) -> np.ndarray
     return marks[(marks > start) & (marks < stop)]
 
 
-def _encode(frames, spec: _Spec) -> bytes:
-    """H.264 (libx264, yuv420p) mp4 at a constant ``spec.fps``; frame i has pts i."""
+def _encode(frames, spec: _Spec, b_frames: int) -> bytes:
+    """H.264 (libx264, yuv420p) mp4 at a constant ``spec.fps``; frame i has pts i; up to
+    ``b_frames`` B-frames between references."""
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=spec.fps)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.gop_size = KEYFRAME_INTERVAL
-        stream.codec_context.max_b_frames = 0
+        stream.codec_context.max_b_frames = b_frames
         stream.codec_context.thread_count = 1
         stream.options = {"crf": "18", "preset": "veryfast", "x264-params": "scenecut=0"}
         for i, rgb in enumerate(frames):

@@ -62,10 +62,10 @@ class UnicycleActionSpace:
 
     dt: float = 0.1
     n_steps: int = 64
-    accel_mean: float = 0.02903
-    accel_std: float = 0.68104
-    curvature_mean: float = 0.000269
-    curvature_std: float = 0.026148
+    accel_mean: float = 0.02902694707164455
+    accel_std: float = 0.6810426736454882
+    curvature_mean: float = 0.0002692167976330542
+    curvature_std: float = 0.026148280660833106
     integrator: str = "ar1"
     theta_lambda: float = 1e-6
     theta_ridge: float = 1e-8

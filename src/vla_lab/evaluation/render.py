@@ -87,7 +87,7 @@ class InferenceRenderer:
             if self._clips is None:
                 self._clips = {c.clip_id: c for c in self.source.episodes()}
             clip = self._clips[clip_id]
-            camera = read_camera(self.source.root, clip.chunk, clip_id, self.source.camera)
+            camera = read_camera(self.source.layout, clip.chunk, clip_id, self.source.camera)
             self._cameras[clip_id] = camera
         return self._cameras[clip_id]
 
