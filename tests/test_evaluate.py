@@ -52,7 +52,17 @@ def test_evaluate_writes_metrics_plots_and_tensorboard_of_each_demo(
         assert metrics["val/fde_6.4s"] == pytest.approx(metrics["val/fde"])
         assert metrics["val/ade_0.5s"] <= metrics["val/ade_6.4s"]
         assert 0.0 <= metrics["val/comfort"] <= 1.0
+        # Best of model.min_ade_samples=6 by ADE; val/ade is one of them.
+        assert metrics["val/min_ade@6"] <= metrics["val/ade"] + 1e-6
+        assert metrics["val/min_fde@6"] >= 0.0
         assert {"trajectories_bev.png", "error_by_horizon.png"} <= plots
+
+
+def test_driving_evaluation_takes_min_ade_over_the_k_it_is_given(checkpoint_of, tmp_path):
+    ckpt = checkpoint_of("av_smolvla_unicycle_demo")
+    [metrics] = evaluate(evaluate_cfg(str(ckpt), tmp_path / "eval", ["min_ade_samples=2"])).values()
+    assert metrics["val/min_ade@2"] <= metrics["val/ade"] + 1e-6 and "val/min_fde@2" in metrics
+    assert not [name for name in metrics if name.endswith("@6")]  # validation used K=2 too
 
 
 def test_several_checkpoints_are_evaluated_into_subdirs_and_compared(checkpoint_of, tmp_path):

@@ -7,6 +7,10 @@ terms, `val/action_type_acc`, ...); a second pass over the split through the age
 second pass also supplies `val/mae`, `val/baseline_mae`, `val/ade`, ... (the same definitions as in
 training), so for models that sample (flow matching) every number in `metrics.json` describes the
 same predictions: the per-dimension MAEs average to `val/mae`, `val/ade_6.4s` equals `val/ade`.
+Driving models sample K trajectories per frame (`min_ade_samples`, default the checkpoint's
+`model.min_ade_samples`): `val/ade`, `val/fde` and comfort are of the first (one prediction, as
+deployed), `val/min_ade@K`/`val/min_fde@K` of the best of K by ADE (AR1's minADE6), so
+`val/min_ade@K <= val/ade`.
 
 Outputs (in the run dir, or one subdir per checkpoint when several are given): `metrics.json`,
 `plots/*.png`, and TensorBoard scalars and images under `tensorboard/`; with several checkpoints
@@ -99,6 +103,7 @@ def evaluate_checkpoint(
     """One checkpoint's metrics on `cfg.split`; writes metrics.json, plots and TensorBoard logs."""
     pl.seed_everything(cfg.seed, workers=True)
     module = load_module(ckpt_path)
+    set_min_ade_samples(module, cfg.get("min_ade_samples"))
     datamodule = datamodule_for(evaluation_data_config(cfg, ckpt_path), module)
     # The checkpoint carries its own stats; only check that the data serves what the model reads.
     require_features(datamodule.features, module.required_features, type(module).__name__)
@@ -132,6 +137,13 @@ def evaluate_checkpoint(
     logger.finalize("success")
     log.info("%s on split %s: %s (written to %s)", ckpt_path, cfg.split, metrics, output_dir)
     return metrics
+
+
+def set_min_ade_samples(module, k: int | None) -> None:
+    """Sample K trajectories per frame for `val/min_ade@K`, whatever K a driving checkpoint was
+    trained with (None: its own). Other models predict one chunk: nothing to choose from."""
+    if k is not None and hasattr(module, "sample_trajectories"):
+        module.min_ade_samples = k
 
 
 def evaluation_data_config(cfg: DictConfig, ckpt_path: str | Path) -> DictConfig:

@@ -1,6 +1,6 @@
-"""Trajectory metrics of the driving models: ADE/FDE (overall and by horizon), comfort, and the
-constant-velocity baseline every prediction is compared with. Positions are (..., T, >=2) in the
-ego frame at t0; only XY counts.
+"""Trajectory metrics of the driving models: ADE/FDE (overall and by horizon), minADE/minFDE over
+K samples, comfort, and the constant-velocity baseline every prediction is compared with.
+Positions are (..., T, >=2) in the ego frame at t0; only XY counts.
 """
 
 from __future__ import annotations
@@ -41,6 +41,22 @@ def fde(pred_xy: Tensor, true_xy: Tensor, mask: Tensor | None = None) -> Tensor:
     return torch.where(mask.any(dim=-1), final, torch.full_like(final, float("nan")))
 
 
+def min_ade_fde(pred_xy: Tensor, true_xy: Tensor) -> tuple[Tensor, Tensor]:
+    """minADE and minFDE (...,) of K sampled trajectories (..., K, T, >=2) against the truth
+    (..., T, >=2).
+
+    As AR1 (`metrics/distance_metrics.py`, `compute_minade`), one sample is chosen per frame, the
+    one with the lowest full-horizon ADE, and minFDE is that sample's FDE: not the lowest FDE of
+    any sample (nuScenes takes the two minima separately, Argoverse chooses by FDE), so minFDE
+    can exceed the best FDE in the set. Both describe the same trajectory, as a planner would
+    commit to one.
+    """
+    true_xy = true_xy.unsqueeze(-3)
+    ade_k, fde_k = ade(pred_xy, true_xy), fde(pred_xy, true_xy)
+    best = ade_k.argmin(dim=-1, keepdim=True)
+    return ade_k.gather(-1, best).squeeze(-1), fde_k.gather(-1, best).squeeze(-1)
+
+
 # ADE/FDE are also reported over the first seconds of the future (the full horizon is `ade`).
 HORIZONS_S = (0.5, 1.0, 3.0, 5.0)
 
@@ -73,9 +89,13 @@ def comfort_signals(xy: Tensor, yaw: Tensor, dt: float = 0.1) -> dict[str, Tenso
     Finite differences exactly as AR1's comfort reward (not NAVSIM's Savitzky-Golay
     derivatives, which smooth and so flag fewer trajectories): velocity from position steps,
     rotated into the heading for the longitudinal and lateral parts. As in AR1's code,
-    `lat_accel` is the rate of the sideways velocity, which leaves out the centripetal v^2 kappa
-    (NAVSIM counts it), so on a steady curve it stays near zero: the yaw-rate bound is the one
-    that catches fast cornering here.
+    `lat_accel` is the rate of the sideways velocity in the body frame, not the centripetal
+    v^2 kappa that NAVSIM measures. On a steady curve (speed v, curvature kappa) it is ~0 up to
+    the last two steps, and -v^2 kappa at those two: the velocity of the last step is the
+    repeated chord of the step before, while the heading has turned one step further. So
+    steady cornering with v^2 |kappa| >= 4.89 m/s^2 fails the lateral bound at the horizon end
+    (with the sign opposite to the centripetal acceleration), and the yaw-rate bound over the
+    whole horizon.
     """
     vx, vy = _rate(xy[..., 0], dt), _rate(xy[..., 1], dt)
     step = yaw.diff(dim=-1)

@@ -1,6 +1,6 @@
 """Evaluation metrics from a split's predictions: per-dimension MAE and, for driving, ADE/FDE by
-horizon and the comfort rate. Names follow training's (`val/<name>`), so runs and evaluations line
-up in one table.
+horizon, minADE/minFDE over K samples and the comfort rate. Names follow training's
+(`val/<name>`), so runs and evaluations line up in one table.
 """
 
 from __future__ import annotations
@@ -32,8 +32,10 @@ def horizons_s(driving: DrivingPredictions) -> list[float]:
 
 
 def driving_metrics(driving: DrivingPredictions) -> dict[str, float]:
-    """ADE/FDE overall and at each horizon (`val/ade_<s>s`, `val/fde_<s>s`), the same for the
-    constant-velocity baseline (`val/baseline_ade...`), and `val/comfort` (rate in [0, 1])."""
+    """ADE/FDE overall and at each horizon (`val/ade_<s>s`, `val/fde_<s>s`) of one sampled
+    trajectory per frame, the same for the constant-velocity baseline (`val/baseline_ade...`),
+    `val/min_ade@K`/`val/min_fde@K` of the best of K samples by ADE (AR1's minADE6 is
+    `val/min_ade@6`, never `val/ade`), and `val/comfort` (rate in [0, 1])."""
     metrics: dict[str, float] = {}
     errors = {"": driving.step_error, "baseline_": driving.baseline_step_error}
     for prefix, step_error in errors.items():
@@ -43,6 +45,8 @@ def driving_metrics(driving: DrivingPredictions) -> dict[str, float]:
             steps = horizon_steps(seconds, driving.dt)
             metrics[f"val/{prefix}ade_{seconds:g}s"] = step_error[:, :steps].mean().item()
             metrics[f"val/{prefix}fde_{seconds:g}s"] = step_error[:, steps - 1].mean().item()
+    metrics[f"val/min_ade@{driving.n_samples}"] = driving.min_ade.mean().item()
+    metrics[f"val/min_fde@{driving.n_samples}"] = driving.min_fde.mean().item()
     metrics["val/comfort"] = driving.comfort.float().mean().item()
     return metrics
 

@@ -1,7 +1,8 @@
 """A model's predictions over a whole split, kept per frame: what evaluation metrics and plots read.
 
-One pass over the split through the same agent interface deployment uses (`predict_action_chunk`,
-and `predict_trajectory` for driving models), so the numbers describe the policy a user runs.
+One pass over the split through the same agent interface deployment uses (`predict_action_chunk`;
+for driving models `sample_trajectories`, K samples per frame drawn as `predict_trajectory` draws
+one), so the numbers describe the policy a user runs.
 """
 
 from __future__ import annotations
@@ -28,15 +29,20 @@ KEPT_TRAJECTORIES = 4
 class DrivingPredictions:
     """Per-sample trajectory errors of a driving model; positions in the ego frame at t0 (m).
 
-    `step_error`/`baseline_step_error` (N, T): XY distance at every future step, model and the
-    constant-velocity baseline. `comfort` (N,) bool. `pred_xy`/`true_xy`/`baseline_xy` (K, T, 2):
-    the first `KEPT_TRAJECTORIES` samples, for plots.
+    `step_error`/`baseline_step_error` (N, T): XY distance at every future step of one sampled
+    trajectory (the single-sample prediction, as deployed) and of the constant-velocity baseline.
+    `comfort` (N,) bool, of that sample. `min_ade`/`min_fde` (N,): of the best of `n_samples`
+    sampled trajectories by ADE (`av.metrics.min_ade_fde`). `pred_xy`/`true_xy`/`baseline_xy`
+    (KEPT_TRAJECTORIES, T, 2): the first frames, for plots.
     """
 
     dt: float
     step_error: torch.Tensor
     baseline_step_error: torch.Tensor
     comfort: torch.Tensor
+    n_samples: int
+    min_ade: torch.Tensor
+    min_fde: torch.Tensor
     pred_xy: torch.Tensor
     true_xy: torch.Tensor
     baseline_xy: torch.Tensor
@@ -94,9 +100,9 @@ def collect_predictions(
     for batch in tqdm(batches, total=total, desc="Predicting", leave=False):
         batch = move_data_to_device(batch, device)
         if is_driving:
-            trajectory = module.predict_trajectory(batch)
-            chunk = trajectory["action"]
-            _keep_driving(module, batch, trajectory, keep)
+            samples = module.sample_trajectories(batch, module.min_ade_samples)
+            chunk = samples["action"][:, 0]
+            _keep_driving(module, batch, samples, keep)
         else:
             chunk = module.predict_action_chunk(batch)
         true = batch[ft.ACTION][:, now : now + chunk.shape[1]]
@@ -125,15 +131,18 @@ def collect_predictions(
     )
 
 
-def _keep_driving(module, batch: dict, trajectory: dict, keep) -> None:
-    space = module.action_space
+def _keep_driving(module, batch: dict, samples: dict, keep) -> None:
+    """Errors of the first sample (the single-sample prediction) and of the best of all."""
     true_xy = batch[FUTURE_XYZ][..., :2]
-    pred_xy = trajectory["future_xyz"][..., :2]
-    v0 = batch[ft.STATE][:, 0]  # the state starts with v0, as the model's own metrics assume
-    baseline_xy = av_metrics.constant_velocity_rollout(v0, space.n_steps, space.dt)[..., :2]
+    all_xy = samples["future_xyz"][..., :2]
+    pred_xy, pred_yaw = all_xy[:, 0], yaw_from_rot(samples["future_rot"][:, 0])
+    baseline_xy = module.baseline_trajectory(batch)[..., :2]
+    min_ade, min_fde = av_metrics.min_ade_fde(all_xy, true_xy)
     keep("step_error", torch.linalg.vector_norm(pred_xy - true_xy, dim=-1))
     keep("baseline_step_error", torch.linalg.vector_norm(baseline_xy - true_xy, dim=-1))
-    keep("comfort", av_metrics.comfort(pred_xy, yaw_from_rot(trajectory["future_rot"]), space.dt))
+    keep("comfort", av_metrics.comfort(pred_xy, pred_yaw, module.action_space.dt))
+    keep("min_ade", min_ade)
+    keep("min_fde", min_fde)
     keep("pred_xy", pred_xy[:KEPT_TRAJECTORIES])
     keep("true_xy", true_xy[:KEPT_TRAJECTORIES])
     keep("baseline_xy", baseline_xy[:KEPT_TRAJECTORIES])
@@ -145,6 +154,9 @@ def _driving(module, merged: dict[str, torch.Tensor]) -> DrivingPredictions:
         step_error=merged["step_error"],
         baseline_step_error=merged["baseline_step_error"],
         comfort=merged["comfort"].bool(),
+        n_samples=module.min_ade_samples,
+        min_ade=merged["min_ade"],
+        min_fde=merged["min_fde"],
         pred_xy=merged["pred_xy"][:KEPT_TRAJECTORIES],
         true_xy=merged["true_xy"][:KEPT_TRAJECTORIES],
         baseline_xy=merged["baseline_xy"][:KEPT_TRAJECTORIES],

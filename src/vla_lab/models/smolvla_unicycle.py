@@ -7,6 +7,11 @@ trajectory. Training adds a trajectory loss to the flow loss: the one-step estim
 controls, `x_t - t * v_pred` (LeRobot's flow runs from actions at t=0 to noise at t=1), is
 integrated and compared in XY with the logged future (Huber or L2, `head.trajectory_loss`).
 
+Validation samples `model.min_ade_samples` (K) trajectories per frame from the flow head, in one
+batch of B*K. The first is the single-sample prediction a deployed model makes (`val/ade`,
+`val/fde`, comfort); all K give `val/min_ade@K` and `val/min_fde@K`, the best of K by ADE, as
+AR1 reports minADE6. The constant-velocity baseline drives at the state's v0, found by name.
+
 Controls are already normalised by the action space, so LeRobot's action normaliser is identity
 here: the expert's outputs are exactly what `action_to_traj` decodes. With
 `backbone.pretrained_policy=lerobot/smolvla_base` the VLM and expert keep their weights; the
@@ -30,6 +35,7 @@ from vla_lab.models.module import StepOutput
 from vla_lab.models.smolvla import SmolVLAModule
 
 TRAJECTORY_LOSSES = ("huber", "l2")
+V0 = "v0"  # the ego-speed dimension of the state, when data.source.state lists it
 
 
 class SmolVLAUnicycleModule(SmolVLAModule):
@@ -54,6 +60,7 @@ class SmolVLAUnicycleModule(SmolVLAModule):
         loss: str = "masked",
         rename_map: dict[str, str] | None = None,
         reinit_projections: bool = True,
+        min_ade_samples: int = 6,
     ) -> None:
         super().__init__(
             backbone,
@@ -91,6 +98,21 @@ class SmolVLAUnicycleModule(SmolVLAModule):
                 f"{TRAJECTORY_LOSSES}"
             )
         self.reinit_projections = reinit_projections
+        self.min_ade_samples = min_ade_samples
+
+    @property
+    def min_ade_samples(self) -> int:
+        """K of `val/min_ade@K`: trajectories sampled per frame in validation and evaluation."""
+        return self._min_ade_samples
+
+    @min_ade_samples.setter
+    def min_ade_samples(self, k: int) -> None:
+        if int(k) != k or k < 1:
+            raise ValueError(
+                f"model.min_ade_samples={k}: give K >= 1 trajectories per frame for "
+                "val/min_ade@K (AR1 reports K=6; 1 costs nothing extra and equals val/ade)."
+            )
+        self._min_ade_samples = int(k)
 
     # ---- building ----------------------------------------------------------------------------
     def make_config(self, inputs: dict, outputs: dict):
@@ -112,14 +134,34 @@ class SmolVLAUnicycleModule(SmolVLAModule):
 
     # ---- trajectories ------------------------------------------------------------------------
     def decode(self, action: torch.Tensor, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised controls (B, 64, 2) -> future xyz (B, 64, 3) and rotations (B, 64, 3, 3)."""
-        return self.action_space.action_to_traj(action, batch[HISTORY_XYZ], batch[HISTORY_ROT])
+        """Normalised controls (B, 64, 2), or (B, K, 64, 2) for K samples per frame, -> future
+        xyz (B, [K,] 64, 3) and rotations (B, [K,] 64, 3, 3). A frame's samples all start from
+        its history (the v0 fit is made once per frame)."""
+        hist_xyz, hist_rot = batch[HISTORY_XYZ], batch[HISTORY_ROT]
+        v0 = self.action_space.estimate_v0(hist_xyz, hist_rot)
+        if action.ndim == 4:
+            k = action.shape[1]
+            hist_xyz = hist_xyz.unsqueeze(1).expand(-1, k, -1, -1)
+            hist_rot = hist_rot.unsqueeze(1).expand(-1, k, -1, -1, -1)
+            v0 = v0.unsqueeze(1).expand(-1, k)
+        return self.action_space.action_to_traj(action, hist_xyz, hist_rot, v0=v0)
 
     @torch.no_grad()
     def predict_trajectory(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Sampled controls and the trajectory they drive: `action` (B, 64, 2) normalised,
+        """One sampled trajectory per frame, as deployed: `action` (B, 64, 2) normalised,
         `controls` (B, 64, 2) in m/s^2 and 1/m, `future_xyz` (B, 64, 3), `future_rot`."""
-        action = self.predict_action_chunk(batch)
+        return {k: v[:, 0] for k, v in self.sample_trajectories(batch, 1).items()}
+
+    @torch.no_grad()
+    def sample_trajectories(self, batch: dict, n_samples: int) -> dict[str, torch.Tensor]:
+        """`n_samples` (K) trajectories per frame, each from its own noise, as in
+        `predict_trajectory` with a sample axis: `action` (B, K, 64, 2), `future_xyz`
+        (B, K, 64, 3), ... Drawn as one batch of B*K, so K costs one call."""
+        return self._sample(self.preprocess(batch), batch, n_samples)
+
+    def _sample(self, processed: dict, batch: dict, n_samples: int) -> dict[str, torch.Tensor]:
+        action = self._predict_processed(repeat_each(processed, n_samples))
+        action = action.unflatten(0, (-1, n_samples))
         future_xyz, future_rot = self.decode(action, batch)
         return {
             "action": action,
@@ -127,6 +169,19 @@ class SmolVLAUnicycleModule(SmolVLAModule):
             "future_xyz": future_xyz,
             "future_rot": future_rot,
         }
+
+    def baseline_trajectory(self, batch: dict) -> torch.Tensor:
+        """The constant-velocity baseline (B, 64, 3): straight ahead at the state's `v0`, found by
+        name (`data.source.state`); a state without it (e.g. [a0, kappa0]) gets the history's
+        speed fit, the v0 the model itself decodes from."""
+        names = list(self.dataset_features[ft.STATE].names or ())
+        if V0 in names:
+            v0 = batch[ft.STATE][..., names.index(V0)]
+        else:
+            v0 = self.action_space.estimate_v0(batch[HISTORY_XYZ], batch[HISTORY_ROT])
+        return av_metrics.constant_velocity_rollout(
+            v0, self.action_space.n_steps, self.action_space.dt
+        )
 
     def trajectory_loss(self, pred_xy: torch.Tensor, true_xy: torch.Tensor) -> torch.Tensor:
         if self.trajectory_loss_type == "l2":
@@ -146,35 +201,55 @@ class SmolVLAUnicycleModule(SmolVLAModule):
             terms={"flow_loss": flow_loss.detach(), "trajectory_loss": trajectory_loss.detach()},
         )
         if not self.training:
-            action = self._predict_processed(processed)
-            pred_xyz, pred_rot = self.decode(action, batch)
-            out.first_action_pred = action[:, 0]
+            samples = self._sample(processed, batch, self.min_ade_samples)
+            out.first_action_pred = samples["action"][:, 0, 0]
             out.first_action_true = batch[ft.ACTION][:, 0]
             out.metrics = trajectory_metrics(
-                pred_xyz, pred_rot, batch, self.action_space.dt, self.action_space.n_steps
+                samples, batch[FUTURE_XYZ], self.baseline_trajectory(batch), self.action_space.dt
             )
         return out
 
 
 def trajectory_metrics(
-    pred_xyz: torch.Tensor, pred_rot: torch.Tensor, batch: dict, dt: float, n_steps: int
+    samples: dict[str, torch.Tensor], true_xyz: torch.Tensor, baseline_xyz: torch.Tensor, dt: float
 ) -> dict[str, torch.Tensor]:
-    """Per-sample driving metrics: ADE/FDE, ADE over the first seconds, comfort, and the ADE of a
-    constant-velocity rollout from v0 (the trivial baseline)."""
-    true_xy = batch[FUTURE_XYZ][..., :2]
-    pred_xy = pred_xyz[..., :2]
-    v0 = batch[ft.STATE][:, 0]  # the state starts with v0 (data.source.state)
-    baseline_xy = av_metrics.constant_velocity_rollout(v0, n_steps, dt)[..., :2]
+    """Per-frame driving metrics of K samples per frame (`sample_trajectories`): ADE/FDE, ADE
+    over the first seconds and comfort of the first sample (one prediction, as deployed);
+    `min_ade@K`/`min_fde@K` of the best sample by ADE; ADE/FDE of the baseline (B, T, 3)."""
+    true_xy = true_xyz[..., :2]
+    all_xy = samples["future_xyz"][..., :2]
+    pred_xy, pred_yaw = all_xy[:, 0], yaw_from_rot(samples["future_rot"][:, 0])
+    baseline_xy = baseline_xyz[..., :2]
+    min_ade, min_fde = av_metrics.min_ade_fde(all_xy, true_xy)
+    k = all_xy.shape[1]
     metrics = {
         "ade": av_metrics.ade(pred_xy, true_xy),
         "fde": av_metrics.fde(pred_xy, true_xy),
-        "comfort": av_metrics.comfort(pred_xy, yaw_from_rot(pred_rot), dt).float(),
+        f"min_ade@{k}": min_ade,
+        f"min_fde@{k}": min_fde,
+        "comfort": av_metrics.comfort(pred_xy, pred_yaw, dt).float(),
         "baseline_ade": av_metrics.ade(baseline_xy, true_xy),
         "baseline_fde": av_metrics.fde(baseline_xy, true_xy),
     }
     for seconds in av_metrics.HORIZONS_S:
         metrics[f"ade_{seconds:g}s"] = av_metrics.ade_at(pred_xy, true_xy, seconds, dt)
     return metrics
+
+
+def repeat_each(batch: dict, n: int) -> dict:
+    """Each frame of a policy batch n times in a row (rows b*n .. b*n+n-1 are frame b); values
+    without a batch axis (LeRobot's `next.reward`, `info`) stay as they are."""
+    if n == 1:  # a deployed prediction: no copies
+        return batch
+    out = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.ndim > 0:
+            out[key] = value.repeat_interleave(n, dim=0)
+        elif isinstance(value, list):
+            out[key] = [item for item in value for _ in range(n)]
+        else:
+            out[key] = value
+    return out
 
 
 class _Capture:
