@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 
 from vla_lab.models.backbones.files import build_dir_atomically
-from vla_lab.models.backbones.tiny_tokenizer import train_bpe
+from vla_lab.models.backbones.tiny_tokenizer import train_unigram
 
 log = logging.getLogger(__name__)
 
 # Bump TINY_VERSION when the recipe changes, so stale caches are not reused.
-TINY_VERSION = 4
+TINY_VERSION = 5  # 5: a Unigram vocabulary (transformers 5 rejects a BPE one for XLM-R)
 TINY_DIR_NAME = f"kosmos2_tiny_v{TINY_VERSION}"
 IMAGE_SIZE = 64
 LATENT_QUERY_NUM = 64  # the processor's default image-token count; both must agree
@@ -28,19 +28,19 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R order: bos
 
 
 def _train_tokenizer():
-    """A byte-level BPE with XLM-R special tokens, wrapped as the fast tokenizer Kosmos-2 uses."""
+    """A Unigram with XLM-R's special tokens, wrapped as the fast tokenizer Kosmos-2 uses."""
     from tokenizers import processors
     from transformers import XLMRobertaTokenizerFast
 
-    bpe = train_bpe(SPECIAL_TOKENS, add_prefix_space=True)
-    bos, eos = bpe.token_to_id("<s>"), bpe.token_to_id("</s>")
-    bpe.post_processor = processors.TemplateProcessing(
+    unigram = train_unigram(SPECIAL_TOKENS, unk_token="<unk>")
+    bos, eos = unigram.token_to_id("<s>"), unigram.token_to_id("</s>")
+    unigram.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",
         pair="<s> $A </s> </s> $B </s>",
         special_tokens=[("<s>", bos), ("</s>", eos)],
     )
     return XLMRobertaTokenizerFast(
-        tokenizer_object=bpe,
+        tokenizer_object=unigram,
         bos_token="<s>",
         eos_token="</s>",
         sep_token="</s>",
