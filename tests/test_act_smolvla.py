@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -56,12 +57,14 @@ def make_batch(seed: int = 0) -> dict:
     }
 
 
-def make_act(**model) -> ACTModule:
+def make_act(backbone: dict | None = None, **model) -> ACTModule:
     head = OmegaConf.load(CONF_DIR / "head" / "act.yaml")
     head.update(dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1)
     head.update(n_vae_encoder_layers=1, latent_dim=4, dropout=0.0)
     module = ACTModule(
-        backbone=OmegaConf.load(CONF_DIR / "backbone" / "resnet18.yaml"),
+        backbone=OmegaConf.merge(
+            OmegaConf.load(CONF_DIR / "backbone" / "resnet18.yaml"), backbone or {}
+        ),
         head=head,
         finetune={"mode": "full", "train_vision": True, "lora": None},
         optimizer=OPTIMIZER,
@@ -229,3 +232,37 @@ def test_load_from_checkpoint_rebuilds_the_policy_offline(
     expected = module.predict_action_chunk(batch)
     torch.manual_seed(0)
     assert torch.allclose(loaded.predict_action_chunk(batch), expected, atol=1e-5)
+
+
+def save_as_newer_lerobot(module, directory: Path) -> Path:
+    """`module`'s policy saved by LeRobot's own `save_pretrained`, its config.json then given
+    the keys a newer LeRobot writes (0.6: `pretrained_revision`) and one no release knows."""
+    module.policy.save_pretrained(directory)
+    config = json.loads((directory / "config.json").read_text())
+    config.update(pretrained_revision=None, rollout_strategy="base")
+    (directory / "config.json").write_text(json.dumps(config, indent=4))
+    return directory
+
+
+def test_pretrained_policy_saved_by_a_newer_lerobot_loads_with_one_warning_and_trains(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    saved = make_act()
+    directory = save_as_newer_lerobot(saved, tmp_path / "pretrained_model")
+    with caplog.at_level("WARNING"):
+        module = make_act(backbone={"pretrained_policy": str(directory)})
+    dropped = [r.getMessage() for r in caplog.records if "pretrained_revision" in r.getMessage()]
+    assert len(dropped) == 1, caplog.text
+    assert "rollout_strategy" in dropped[0] and str(directory / "config.json") in dropped[0]
+    theirs, ours = saved.policy.state_dict(), module.policy.state_dict()
+    assert theirs.keys() == ours.keys()
+    assert all(torch.equal(theirs[k], ours[k]) for k in theirs), "weights not loaded"
+    assert all(m.training for m in module.policy.modules()), "from_pretrained left it in eval mode"
+    save_trained_checkpoint(module, tmp_path / "model.ckpt")  # one optimizer step through Lightning
+    assert not all(torch.equal(theirs[k], v) for k, v in module.policy.state_dict().items())
+
+
+def test_pretrained_policy_of_another_shape_fails_at_start_up_naming_both(tmp_path: Path) -> None:
+    directory = save_as_newer_lerobot(make_act(), tmp_path / "pretrained_model")
+    with pytest.raises(ValueError, match="model.chunk_size.*set model.chunk_size"):
+        make_act(backbone={"pretrained_policy": str(directory)}, chunk_size=T - 1)

@@ -76,8 +76,11 @@ class ACTModule(LeRobotPolicyModule):
                 "ACT needs at least one camera (observation.images.*), but the dataset serves "
                 f"{sorted(self.dataset_features)}."
             )
+        if self.backbone_cfg.get("pretrained_policy"):
+            return self._pretrained_config(inputs, outputs)
         backbone = dict(self.backbone_cfg)
         vision_backbone = backbone.pop("name", "resnet18")
+        backbone.pop("pretrained_policy", None)
         return lr.ACTConfig(
             input_features=inputs,
             output_features=outputs,
@@ -87,6 +90,36 @@ class ACTModule(LeRobotPolicyModule):
             **self.head_cfg,
             **self.policy_options,
         )
+
+    def _pretrained_config(self, inputs: dict, outputs: dict):
+        """`backbone.pretrained_policy`'s ACT config, on this dataset's features: its network
+        (head, backbone) wins over the config groups; the shapes its weights fix must match."""
+        config = self.pretrained_config()
+        theirs = {
+            "observation.state": _shape(config.robot_state_feature),
+            "action": _shape(config.action_feature),
+            "model.chunk_size": config.chunk_size,
+        }
+        ours = {
+            "observation.state": _shape(inputs.get(ft.STATE)),
+            "action": _shape(outputs[ft.ACTION]),
+            "model.chunk_size": self.chunk_size,
+        }
+        if theirs != ours:
+            raise ValueError(
+                f"backbone.pretrained_policy={self.backbone_cfg['pretrained_policy']!r} was "
+                f"trained with {theirs}, but this run has {ours}: its weights cannot be loaded. "
+                "Train on data with the same state and action dimensions and set "
+                "model.chunk_size to the policy's."
+            )
+        config.input_features = inputs
+        config.output_features = outputs
+        for key, value in self.policy_options.items():
+            setattr(config, key, value)
+        # Its ResNet weights are in its model.safetensors: no torchvision download.
+        config.pretrained_backbone_weights = None
+        config.device = "cpu"
+        return config
 
     def restore_config(self, config, payload: dict):
         # The checkpoint holds the trained ResNet: no torchvision download when loading it.
@@ -108,3 +141,7 @@ class ACTModule(LeRobotPolicyModule):
             counts["total"],
             self.dataset_features[ft.ACTION].shape,
         )
+
+
+def _shape(feature) -> tuple[int, ...] | None:
+    return tuple(feature.shape) if feature is not None else None

@@ -8,7 +8,8 @@ features, stats and policy config the checkpoint carries; Lightning calls it bef
 
 Every step runs LeRobot's preprocessor (rename cameras, tokenise `task`, normalise) before the
 policy and its postprocessor (unnormalise) after it, so training, validation and deployment see
-the same numbers as `lerobot-record` with an exported policy.
+the same numbers as LeRobot's policy runner (`lerobot-rollout`; `lerobot-record` before 0.6) with
+an exported policy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
+from vla_lab.models.lerobot_config import decode_policy_config, read_policy_config
 from vla_lab.models.lerobot_loss import check_loss_mode, lerobot_loss
 from vla_lab.models.module import CHECKPOINT_KEY, StepOutput, VLAModule
 from vla_lab.utils.logging import get_logger
@@ -102,9 +104,10 @@ def check_cameras(dataset_keys: list[str], rename_map: dict[str, str], policy_ke
 class LeRobotPolicyModule(VLAModule):
     """Base of the LeRobot-policy modules; subclasses say how to make and restore the policy.
 
-    Subclass hooks: `policy_class`, `make_config(inputs, outputs)` (a fresh policy config),
-    `make_policy(config)`, `restore_config(config, payload)` (offline rebuild from a checkpoint),
-    `masked_loss(batch)` and `apply_finetune()`.
+    Subclass hooks: `policy_class`, `make_config(inputs, outputs)` (a fresh policy config, or
+    `pretrained_config()`'s when `backbone.pretrained_policy` is set), `make_policy(config)`,
+    `restore_config(config, payload)` (offline rebuild from a checkpoint), `masked_loss(batch)`
+    and `apply_finetune()`.
     """
 
     policy_class: type = object
@@ -150,7 +153,26 @@ class LeRobotPolicyModule(VLAModule):
         raise NotImplementedError
 
     def make_policy(self, config):
+        """The policy: `backbone.pretrained_policy`'s weights when set, else freshly initialised."""
+        pretrained = self.backbone_cfg.get("pretrained_policy")
+        if pretrained:
+            # from_pretrained returns it in eval mode; Lightning's fit keeps the mode it finds
+            # (ACT would skip its VAE, dropout would be off).
+            return self.policy_class.from_pretrained(pretrained, config=config).train()
         return self.policy_class(config)
+
+    def pretrained_config(self):
+        """The config of `backbone.pretrained_policy` (a directory or hub id, saved by LeRobot
+        0.4-0.6), checked to be this module's policy type."""
+        pretrained = self.backbone_cfg["pretrained_policy"]
+        config = read_policy_config(pretrained)
+        expected = self.policy_class.config_class
+        if not isinstance(config, expected):
+            raise ValueError(
+                f"backbone.pretrained_policy={pretrained!r} is a {type(config).__name__}, not the "
+                f"{expected.__name__} that {type(self).__name__} trains."
+            )
+        return config
 
     def restore_config(self, config, payload: dict):
         """A checkpoint's policy config, adjusted to build offline (weights: the state_dict)."""
@@ -286,13 +308,6 @@ class LeRobotPolicyModule(VLAModule):
         self._build(self.policy_class(self.restore_config(config, payload)))
         _load_steps_state(self.preprocessor, payload["processors"]["preprocessor"])
         _load_steps_state(self.postprocessor, payload["processors"]["postprocessor"])
-
-
-def decode_policy_config(config_json: str):
-    """A LeRobot policy config from the config.json text `_save_pretrained` wrote."""
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "config.json").write_text(config_json)
-        return lr.PreTrainedConfig.from_pretrained(tmp)
 
 
 def _steps_state(pipeline) -> list[dict[str, torch.Tensor]]:

@@ -89,12 +89,7 @@ class SmolVLAModule(LeRobotPolicyModule):
     def make_config(self, inputs: dict, outputs: dict):
         backbone = self.backbone_cfg
         if backbone.get("pretrained_policy"):
-            config = lr.PreTrainedConfig.from_pretrained(backbone["pretrained_policy"])
-            if not isinstance(config, lr.SmolVLAConfig):
-                raise ValueError(
-                    f"backbone.pretrained_policy={backbone['pretrained_policy']!r} is a "
-                    f"{type(config).__name__}, not a SmolVLA policy."
-                )
+            config = self.pretrained_config()
             # The pretrained policy fixes its cameras; the dataset's map onto them (rename_map).
             cameras = {k: f for k, f in config.input_features.items() if k != ft.STATE}
             config.input_features = {**cameras, ft.STATE: inputs[ft.STATE]}
@@ -133,12 +128,6 @@ class SmolVLAModule(LeRobotPolicyModule):
             )
         config.vlm_model_name = str(self.vlm_dir)
         return config
-
-    def make_policy(self, config):
-        pretrained = self.backbone_cfg.get("pretrained_policy")
-        if pretrained:
-            return lr.SmolVLAPolicy.from_pretrained(pretrained, config=config)
-        return lr.SmolVLAPolicy(config)
 
     def restore_config(self, config, payload: dict):
         # Config and tokenizer files from the checkpoint, weights from its state_dict: offline.
