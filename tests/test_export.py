@@ -19,15 +19,17 @@ from vla_lab.runtime.export import export, main
 
 @pytest.mark.parametrize("family", ["act", "smolvla_lora"])
 def test_exported_directory_loads_in_plain_lerobot_and_acts_identically(
-    tmp_path: Path, family: str
+    tmp_path: Path, family: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     if family == "act":
         module, policy_class = make_act(), lr.ACTPolicy
     else:
         module, policy_class = make_smolvla(tmp_path / "cache", finetune="lora"), lr.SmolVLAPolicy
     ckpt = save_trained_checkpoint(module, tmp_path / "model.ckpt")
-    out = export(ckpt, tmp_path / "exported")
+    with caplog.at_level("INFO", logger="vla_lab.runtime.export"):
+        out = export(ckpt, tmp_path / "exported")
     assert {"config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
+    assert f"lerobot-rollout --strategy.type=base --policy.path={out}" in caplog.text
 
     policy = policy_class.from_pretrained(out)
     preprocessor, postprocessor = lr.make_pre_post_processors(

@@ -4,8 +4,9 @@
     python -m vla_lab.runtime.export ckpt_path=<ckpt> format=torchscript|onnx out=<file> \
         [atol=1e-4] [dtype=float32|float16]
 
-`format=lerobot` writes what `lerobot-record --policy.path=<dir>` loads: `config.json` and
-`model.safetensors` (`policy.save_pretrained`), the pre/post processor files
+`format=lerobot` writes what LeRobot's policy runner loads (`lerobot-rollout --policy.path=<dir>`
+from LeRobot 0.6, `lerobot-record --policy.path=<dir>` in 0.4 and 0.5; see `ROBOT_COMMAND`):
+`config.json` and `model.safetensors` (`policy.save_pretrained`), the pre/post processor files
 (`save_pretrained` of each) and, for SmolVLA, the VLM's config and tokenizer files under
 `<dir>/vlm` (the exported config's `vlm_model_name` points there, by absolute path, so move the
 directory with its config edited or re-export it). `ACTPolicy.from_pretrained(dir)` /
@@ -39,6 +40,14 @@ from vla_lab.utils.logging import get_logger
 log = get_logger(__name__)
 
 FORMATS = ("lerobot", *GRAPH_FORMATS)
+# LeRobot 0.6 added lerobot-rollout and made lerobot-record refuse to run without a teleoperator.
+ROBOT_COMMAND = (
+    "Run it on the robot with `lerobot-rollout --strategy.type=base --policy.path={dir} "
+    "--robot.type=<follower, e.g. roarm_m3> --robot.port=<port> --robot.cameras=<as in the "
+    "dataset> --task=<instruction> --duration=<s>` (LeRobot >= 0.6); LeRobot 0.4/0.5 have no "
+    "lerobot-rollout: `lerobot-record` with the same --robot.* and --policy.path, plus "
+    "--dataset.repo_id=<you>/eval_<name> --dataset.single_task=<instruction>."
+)
 VLM_SUBDIR = "vlm"
 
 
@@ -69,7 +78,7 @@ def export(
             f"holds a {type(module).__name__}."
         )
     build_dir_atomically(final, lambda tmp: write_lerobot_dir(module, tmp, final))
-    log.info("Exported %s to %s", ckpt_path, final)
+    log.info("Exported %s to %s. %s", ckpt_path, final, ROBOT_COMMAND.format(dir=final))
     return final
 
 
