@@ -1,5 +1,6 @@
 # Quickstart: `make demo` (install + train the default experiment), `make test` (install + tests).
-PYTHON ?= python3.11
+# Python 3.12: `python3.12` on the PATH, else pyenv's 3.12 (its bare shim needs PYENV_VERSION).
+PYTHON ?= $(or $(shell python3.12 -c 'print("python3.12")' 2>/dev/null),$(wildcard $(shell pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12))
 VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
@@ -11,11 +12,12 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(UV):
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -n "$(firstword $(PYTHON))" || { echo "vla-lab needs Python 3.12: install python3.12 (or pyenv install 3.12) and re-run make" >&2; exit 1; }
+	test -x $(PY) || $(firstword $(PYTHON)) -m venv $(VENV)
 	$(PY) -m pip install --quiet "uv==0.13.8"
 
-$(STAMP): pyproject.toml requirements.lock overrides.txt $(UV)
-	$(UV) pip install --python $(PY) -r requirements.lock --overrides overrides.txt -e ".[dev]"
+$(STAMP): pyproject.toml requirements.lock $(UV)
+	$(UV) pip install --python $(PY) -r requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
 demo: setup
@@ -37,7 +39,7 @@ format: setup
 
 # Re-pin the whole dependency tree after editing pyproject.toml.
 lock: $(UV)
-	$(UV) pip compile pyproject.toml --extra dev --overrides overrides.txt --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --python-version 3.12 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:
