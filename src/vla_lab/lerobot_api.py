@@ -1,7 +1,8 @@
-"""The one place vla-lab imports LeRobot (pinned: lerobot==0.4.4).
+"""The one place vla-lab imports LeRobot (pinned: lerobot==0.6.1).
 
-LeRobot moved its modules between releases (`lerobot.common.policies` -> `lerobot.policies` in
-0.4); importing through this module means the next move touches one file. Import lazily from
+LeRobot moves its modules between releases (`lerobot.common.policies` -> `lerobot.policies` in
+0.4, the v2.1 -> v3.0 converter to `lerobot.scripts` in 0.6); importing through this module means
+the next move touches one file. Import lazily from
 here inside functions where start-up time matters: LeRobot pulls in heavy dependencies.
 """
 
@@ -11,7 +12,7 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.datasets.factory import IMAGENET_STATS
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
-from lerobot.datasets.v30.convert_dataset_v21_to_v30 import (
+from lerobot.scripts.convert_dataset_v21_to_v30 import (
     convert_dataset as convert_dataset_v21_to_v30,
 )
 from lerobot.policies.act.configuration_act import ACTConfig
@@ -25,7 +26,7 @@ from lerobot.processor import (
     RenameObservationsProcessorStep,
 )
 
-LEROBOT_VERSION = "0.4.4"
+LEROBOT_VERSION = "0.6.1"
 
 __all__ = [
     "ACTConfig",

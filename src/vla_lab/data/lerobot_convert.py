@@ -1,6 +1,6 @@
 """Read LeRobot v2.1 datasets by converting them to v3.0 in a cache, never in place.
 
-LeRobot 0.4.4 reads only v3.0 and ships a converter (``convert_dataset_v21_to_v30``) that works in
+LeRobot (>= 0.4) reads only v3.0 and ships a converter (``convert_dataset_v21_to_v30``) that works in
 place: it moves the input aside and the result into its spot. Here the converter gets a tree of
 symlinks to the user's files (no copy of the videos), so the user's dataset is left untouched and
 the v3.0 result lands in ``<cache_dir>/lerobot_v30/<name>-<hash>``, keyed by the dataset's path and
@@ -71,15 +71,16 @@ def _convert(root: Path, target: Path) -> None:
     try:
         shutil.copytree(root.resolve(), work / name, copy_function=_link)
         try:
+            # LeRobot 0.6: `root` is the dataset directory itself (0.4 took its parent).
             convert_dataset_v21_to_v30(
-                repo_id=name, root=work, push_to_hub=False, force_conversion=True
+                repo_id=name, root=work / name, push_to_hub=False, force_conversion=True
             )
         except Exception as error:
             raise RuntimeError(
                 f"Converting the LeRobot v2.1 dataset {root} to v3.0 with lerobot's converter "
                 f"failed: {type(error).__name__}: {error}. Convert it yourself with `python -m "
-                "lerobot.datasets.v30.convert_dataset_v21_to_v30 --repo-id=<name> "
-                "--root=<parent dir> --push-to-hub=false` (it works in place: use a copy), then "
+                "lerobot.scripts.convert_dataset_v21_to_v30 --repo-id=<name> "
+                "--root=<dataset dir> --push-to-hub=false` (it works in place: use a copy), then "
                 "point data.source.root at the result."
             ) from error
         try:
