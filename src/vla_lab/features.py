@@ -107,9 +107,9 @@ def unit_scale_for_constant_dimensions(stats: Stats, keys: Iterable[str]) -> Sta
     min and q01 at mean - 1, max and q99 at mean + 1. Every normalisation mode of LeRobot
     (MEAN_STD, MIN_MAX, QUANTILES) then maps that dimension to ``x - mean``.
 
-    Why: LeRobot 0.4.4's normaliser divides by ``std + 1e-8`` (by ``1e-8`` when max == min or
-    q99 == q01), so a 0.01 deviation at inference on a joint the train episodes never moved
-    becomes ~1e6. Unit scale keeps it 0.01, in dataset units, as scikit-learn's
+    Why: LeRobot's normaliser (0.4.4 to 0.6.1) divides by ``std + 1e-8`` (by ``1e-8`` when
+    max == min or q99 == q01), so a 0.01 deviation at inference on a joint the train episodes
+    never moved becomes ~1e6. Unit scale keeps it 0.01, in dataset units, as scikit-learn's
     ``StandardScaler`` does for zero-variance features. The dataset's own stats (``stats.json``,
     the checkpoint) stay as computed; this is what a normaliser is built with.
     """

@@ -12,9 +12,6 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
 from lerobot.datasets.factory import IMAGENET_STATS
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
-from lerobot.scripts.convert_dataset_v21_to_v30 import (
-    convert_dataset as convert_dataset_v21_to_v30,
-)
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
 from lerobot.policies.factory import make_pre_post_processors
@@ -24,6 +21,9 @@ from lerobot.processor import (
     DeviceProcessorStep,
     PolicyProcessorPipeline,
     RenameObservationsProcessorStep,
+)
+from lerobot.scripts.convert_dataset_v21_to_v30 import (
+    convert_dataset as convert_dataset_v21_to_v30,
 )
 
 LEROBOT_VERSION = "0.6.1"

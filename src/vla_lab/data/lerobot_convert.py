@@ -1,7 +1,7 @@
 """Read LeRobot v2.1 datasets by converting them to v3.0 in a cache, never in place.
 
-LeRobot (>= 0.4) reads only v3.0 and ships a converter (``convert_dataset_v21_to_v30``) that works in
-place: it moves the input aside and the result into its spot. Here the converter gets a tree of
+LeRobot (>= 0.4) reads only v3.0 and ships a converter (``convert_dataset_v21_to_v30``) that works
+in place: it moves the input aside and the result into its spot. Here the converter gets a tree of
 symlinks to the user's files (no copy of the videos), so the user's dataset is left untouched and
 the v3.0 result lands in ``<cache_dir>/lerobot_v30/<name>-<hash>``, keyed by the dataset's path and
 its ``meta/info.json`` (an edited dataset converts again).

@@ -1,11 +1,14 @@
 """Loss modes of the LeRobot policies: `masked` (our default) and `lerobot` (parity).
 
-LeRobot 0.4.4 reduces its losses with a plain `.mean()` over the whole chunk, padding included:
-ACT's L1 counts steps past the episode end as zeros (diluted mean, lerobot #3353); SmolVLA reads
-`actions_id_pad` (a typo: the end-of-episode mask is never applied, #1707) and averages over the
-zero-padded action dimensions (26 of 32 for a 6-DoF arm). `masked` recomputes the loss from the
-unreduced per-element losses and averages over real elements only; `lerobot` calls
+`masked` recomputes the loss from the unreduced per-element losses and averages over real
+elements only (steps inside the episode, the policy's real action dimensions); `lerobot` calls
 `policy.forward` as lerobot-train does, so numbers compare with its logs.
+
+LeRobot 0.4.4 averaged over padding too (ACT's L1 over steps past the episode end, lerobot
+#3353; SmolVLA over the zero-padded action dimensions and, through a typo, past the episode end,
+#1707). LeRobot 0.6.1 masks both, so there the two modes give the same number for ACT and SmolVLA
+(measured equal on the demo batch, `benchmarks/stack_reference.py`); `masked` stays the
+definition we train on, for policies whose own reduction is not known to be right.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def check_loss_mode(loss: str) -> str:
     if loss not in LOSS_MODES:
         raise ValueError(
             f"Unknown model.loss {loss!r}; valid: {', '.join(LOSS_MODES)} (masked: padding "
-            "excluded; lerobot: LeRobot 0.4.4's own number, for parity with lerobot-train)."
+            "excluded; lerobot: LeRobot's own number, for parity with lerobot-train)."
         )
     return loss
 
@@ -42,7 +45,7 @@ def masked_mean(per_element: torch.Tensor, batch: dict, action_dim: int) -> torc
 
 
 def lerobot_loss(policy, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Exactly `policy.forward(batch)` of LeRobot 0.4.4 on a preprocessed batch.
+    """Exactly `policy.forward(batch)` of the installed LeRobot on a preprocessed batch.
 
     One exception: in eval mode LeRobot's ACT with a VAE cannot run its `forward` (the KL term
     needs the latent that only training computes; lerobot-train never validates). There the

@@ -44,7 +44,7 @@ def policy_features(
     """Our dataset features as LeRobot's (inputs, outputs), keyed with the policy's names.
 
     A dataset without `observation.state` (camera-only, e.g. Mobile VLA) gets a constant zero
-    state of one dimension: LeRobot 0.4.4's ACT (eval path) and SmolVLA (state token) read one.
+    state of one dimension: LeRobot's ACT (eval path) and SmolVLA (state token) read one.
     """
     inputs: dict[str, lr.PolicyFeature] = {}
     for key, feature in features.items():

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Generic, TypeVar
-
-T = TypeVar("T")
 
 
-class LatestSlot(Generic[T]):
+class LatestSlot[T]:
     """The newest value a producer published (None before the first); readers never block on
     the producer, only on the lock for a copy of a reference."""
 

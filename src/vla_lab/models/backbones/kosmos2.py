@@ -210,7 +210,10 @@ class Kosmos2Backbone(nn.Module):
         embeds = torch.where(slot[..., None], action_token.to(embeds.dtype), embeds)
         # Image features go in through `image_embeds` so they match the text embeddings' dtype
         # (HF writes them in place with index_put, which refuses mixed dtypes under autocast).
-        image_embeds = self.model.get_image_features(self.preprocess_images(pixel_values))
+        # transformers 5 returns the vision output with the projected embeddings as pooler_output.
+        image_embeds = self.model.get_image_features(
+            self.preprocess_images(pixel_values)
+        ).pooler_output
         out = self.model(
             image_embeds=image_embeds.to(embeds.dtype),
             inputs_embeds=embeds,
