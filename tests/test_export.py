@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
@@ -15,6 +16,7 @@ from vla_lab import lerobot_api as lr
 from vla_lab.models.module import CHECKPOINT_KEY
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export import export, main
+from vla_lab.runtime.policy import load_policy
 
 
 @pytest.mark.parametrize("family", ["act", "smolvla_lora"])
@@ -43,6 +45,43 @@ def test_exported_directory_loads_in_plain_lerobot_and_acts_identically(
     torch.manual_seed(0)
     ours = ours_module.predict_action_chunk(observation)
     assert torch.allclose(theirs, ours, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["act", "smolvla"])
+def test_select_action_of_the_export_in_plain_lerobot_equals_our_policy_act(
+    tmp_path: Path, family: str
+) -> None:
+    """Train/deploy parity: what LeRobot's runner executes step by step (`select_action` with its
+    queue, between its own processors) is what our `Policy.act` executes, same noise."""
+    if family == "act":
+        module, policy_class = make_act(n_action_steps=3), lr.ACTPolicy
+    else:
+        module, policy_class = make_smolvla(tmp_path / "cache", n_action_steps=3), lr.SmolVLAPolicy
+    ckpt = save_trained_checkpoint(module, tmp_path / "model.ckpt")
+    out = export(ckpt, tmp_path / "exported")
+    # LeRobot 0.6 writes pretrained_revision: null, which 0.4 and 0.5 refuse; null defaults go.
+    assert "pretrained_revision" not in json.loads((out / "config.json").read_text())
+    theirs_policy = policy_class.from_pretrained(out)
+    preprocessor, postprocessor = lr.make_pre_post_processors(
+        theirs_policy.config, pretrained_path=str(out)
+    )
+    ours_policy = load_policy(ckpt, device="cpu")
+    batch = make_batch(7)
+    for step in range(5):  # two chunks: the queue empties after three steps
+        frame = {
+            key: value[step % len(value)]
+            for key, value in batch.items()
+            if key.startswith("observation.") or key == "task"
+        }
+        torch.manual_seed(step)  # SmolVLA samples its flow's noise when its queue is empty
+        theirs = postprocessor(
+            theirs_policy.select_action(
+                preprocessor({k: v[None] if torch.is_tensor(v) else [v] for k, v in frame.items()})
+            )
+        )
+        torch.manual_seed(step)
+        ours = ours_policy.act(frame)
+        np.testing.assert_allclose(ours, theirs[0].numpy(), atol=1e-5)
 
 
 def test_unsupported_format_is_refused_naming_the_supported_ones(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ there is one); for the Jetson Orin prefer a float32 ONNX and `trtexec --fp16`
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import shutil
 import sys
@@ -97,10 +98,23 @@ def write_lerobot_dir(module: LeRobotPolicyModule, directory: Path, final: Path)
         config.load_vlm_weights = False
     policy.config = config
     policy.save_pretrained(directory)
+    drop_default_nulls(directory / "config.json", type(config))
     module.preprocessor.save_pretrained(directory)
     module.postprocessor.save_pretrained(directory)
     if vlm_dir is not None:
         _point_tokenizer_at(directory, str(final / VLM_SUBDIR))
+
+
+def drop_default_nulls(path: Path, config_class: type) -> None:
+    """Remove the keys of `path` (a policy's config.json) that are null and null by default.
+
+    They carry nothing (the installed LeRobot fills them back in), and older LeRobots refuse keys
+    they do not know: LeRobot 0.6 writes `pretrained_revision: null`, which 0.4 and 0.5 reject.
+    """
+    null_by_default = {f.name for f in dataclasses.fields(config_class) if f.default is None}
+    config = json.loads(path.read_text())
+    kept = {k: v for k, v in config.items() if v is not None or k not in null_by_default}
+    path.write_text(json.dumps(kept, indent=4))
 
 
 def merged_policy(policy):
