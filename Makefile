@@ -6,14 +6,20 @@ PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 # Re-installs only when the dependency files change; otherwise `make setup` is a no-op.
 STAMP := $(VENV)/.installed
+VENV_PYTHON := $(VENV)/.python3.12
 
 .PHONY: setup demo test test-all lint format lock clean
 
 setup: $(STAMP)
 
-$(UV):
+# A venv of another Python (an older checkout's 3.11) is replaced, not patched.
+$(VENV_PYTHON):
 	@test -n "$(firstword $(PYTHON))" || { echo "vla-lab needs Python 3.12: install python3.12 (or pyenv install 3.12) and re-run make" >&2; exit 1; }
-	test -x $(PY) || $(firstword $(PYTHON)) -m venv $(VENV)
+	rm -rf $(VENV)
+	$(firstword $(PYTHON)) -m venv $(VENV)
+	touch $@
+
+$(UV): $(VENV_PYTHON)
 	$(PY) -m pip install --quiet "uv==0.13.8"
 
 $(STAMP): pyproject.toml requirements.lock $(UV)
