@@ -14,7 +14,7 @@ from lerobot.datasets.factory import IMAGENET_STATS
 from lerobot.datasets.lerobot_dataset import LeRobotDataset, LeRobotDatasetMetadata
 from lerobot.policies.act.configuration_act import ACTConfig
 from lerobot.policies.act.modeling_act import ACTPolicy
-from lerobot.policies.factory import make_pre_post_processors
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 from lerobot.processor import (
@@ -45,5 +45,6 @@ __all__ = [
     "SmolVLAConfig",
     "SmolVLAPolicy",
     "convert_dataset_v21_to_v30",
+    "get_policy_class",
     "make_pre_post_processors",
 ]

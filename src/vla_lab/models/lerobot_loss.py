@@ -61,7 +61,9 @@ def lerobot_loss(policy, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Ten
     loss, info = policy.forward(batch)
     # `info` repeats the total as "loss": the module logs that one as train/loss already.
     terms = {
-        k: torch.as_tensor(v) for k, v in info.items() if k != "loss" and isinstance(v, int | float)
+        k: torch.as_tensor(v)
+        for k, v in (info or {}).items()  # Diffusion Policy returns no info
+        if k != "loss" and isinstance(v, int | float)
     }
     return loss, terms
 

@@ -1,4 +1,7 @@
-"""LeRobotPolicyModule: a LeRobot policy, its processors and our loss modes as a VLAModule.
+"""LeRobotPolicyModule: any LeRobot policy, its processors and our loss modes as a VLAModule.
+
+`model=lerobot model.policy_type=<type>` builds this module for any policy LeRobot registers;
+`act` and `smolvla` resolve to their specialised subclasses (`SPECIALISED`).
 
 A LeRobot policy is sized by the dataset (its features and stats), but `train()` instantiates the
 model before the data. So `__init__` stores config only; the policy, its pre/post processors and
@@ -14,6 +17,9 @@ an exported policy.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
 import tempfile
 from pathlib import Path
 
@@ -23,12 +29,25 @@ from omegaconf import DictConfig, OmegaConf
 
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
-from vla_lab.models.lerobot_config import decode_policy_config, read_policy_config
+from vla_lab.models.finetune import count_parameters
+from vla_lab.models.lerobot_config import (
+    check_offline,
+    check_policy_type,
+    decode_policy_config,
+    make_processors_offline,
+    read_policy_config,
+)
 from vla_lab.models.lerobot_loss import check_loss_mode, lerobot_loss
 from vla_lab.models.module import CHECKPOINT_KEY, StepOutput, VLAModule
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
+
+# Policy types whose modules add code to the generic path (class paths: imported when chosen).
+SPECIALISED = {
+    "act": "vla_lab.models.act.ACTModule",
+    "smolvla": "vla_lab.models.smolvla.SmolVLAModule",
+}
 
 
 def plain_dict(node) -> dict:
@@ -102,38 +121,84 @@ def check_cameras(dataset_keys: list[str], rename_map: dict[str, str], policy_ke
 
 
 class LeRobotPolicyModule(VLAModule):
-    """Base of the LeRobot-policy modules; subclasses say how to make and restore the policy.
+    """Any registered LeRobot policy (`policy_type`: act, smolvla, diffusion, pi0, ...).
 
-    Subclass hooks: `policy_class`, `make_config(inputs, outputs)` (a fresh policy config, or
-    `pretrained_config()`'s when `backbone.pretrained_policy` is set), `make_policy(config)`,
-    `restore_config(config, payload)` (offline rebuild from a checkpoint), `masked_loss(batch)`
-    and `apply_finetune()`.
+    The policy's config is LeRobot's own dataclass, filled from the dataset (input/output
+    features) and from config: `policy` (any of its fields, by LeRobot's name), the `head` group
+    (fields, verbatim) and the `backbone` group (`name` -> `vision_backbone`, the other keys
+    verbatim; `pretrained_policy` starts from a trained LeRobot policy). Keyword arguments this
+    class does not name (e.g. ACT's `kl_weight`, SmolVLA's `max_action_dim`) are fields too.
+
+    `LeRobotPolicyModule(policy_type="act", ...)` returns the specialised module registered for
+    that type (`SPECIALISED`: ACT's masked loss and ResNet freezing, SmolVLA's VLM building and
+    LoRA), so `model=lerobot model.policy_type=act` and `model=act` are the same model. Other
+    types train with their own `forward` (`loss: lerobot`) and `finetune=full`.
+
+    Subclass hooks: `make_config(inputs, outputs)`, `make_policy(config)`,
+    `restore_config(config, payload)` (offline rebuild from a checkpoint), `masked_loss(batch)`,
+    `apply_finetune()` and the class attributes below.
     """
 
-    policy_class: type = object
+    policy_type: str | None = None
+    finetune_modes: tuple[str, ...] = ("full",)
+    has_masked_loss = False
+    default_use_imagenet_stats = True
+    backbone_attr_name = "backbone"
+    # ACT and SmolVLA read one observation frame without a time axis, whatever their config's
+    # observation_delta_indices say; others get (B, T_obs, ...) as LeRobot's datasets serve it.
+    observation_history = True
+
+    def __new__(cls, *args, **kwargs):
+        if cls is LeRobotPolicyModule and kwargs.get("policy_type") in SPECIALISED:
+            module_name, _, class_name = SPECIALISED[kwargs["policy_type"]].rpartition(".")
+            cls = getattr(importlib.import_module(module_name), class_name)
+        return super().__new__(cls)
 
     def __init__(
         self,
-        backbone: DictConfig,
-        head: DictConfig,
-        finetune: DictConfig,
-        optimizer,
-        scheduler=None,
+        backbone: DictConfig | None = None,
+        head: DictConfig | None = None,
+        finetune: DictConfig | None = None,
+        optimizer: DictConfig | None = None,
+        scheduler: DictConfig | None = None,
         head_lr: float | None = None,
-        backbone_attr: str = "backbone",
-        chunk_size: int = 50,
+        policy_type: str | None = None,
+        policy: DictConfig | None = None,
+        chunk_size: int | None = None,
+        n_action_steps: int | None = None,
         loss: str = "masked",
         rename_map: dict[str, str] | None = None,
-        use_imagenet_stats: bool = True,
+        use_imagenet_stats: bool | None = None,
+        **policy_fields,
     ) -> None:
-        super().__init__(optimizer, scheduler, head_lr, backbone_attr)
-        self.backbone_cfg = plain_dict(backbone)
-        self.head_cfg = plain_dict(head)
-        self.finetune_cfg = plain_dict(finetune)
+        super().__init__(optimizer, scheduler, head_lr, self.backbone_attr_name)
+        self.save_hyperparameters(logger=False)
+        self.policy_type = check_policy_type(policy_type or type(self).policy_type)
+        self.backbone_cfg = plain_dict(backbone or {})
+        self.head_cfg = plain_dict(head or {})
+        self.finetune_cfg = plain_dict(finetune or {"mode": "full"})
+        self.policy_cfg = {**plain_dict(policy or {}), **plain_dict(policy_fields)}
+        for key, value in (("chunk_size", chunk_size), ("n_action_steps", n_action_steps)):
+            if value is not None:
+                self.policy_cfg[key] = value
         self.chunk_size = chunk_size
         self.loss_mode = check_loss_mode(loss)
+        if loss == "masked" and not self.has_masked_loss:
+            raise ValueError(
+                f"model.loss=masked has no implementation for LeRobot policy "
+                f"{self.policy_type!r} (only for {', '.join(sorted(SPECIALISED))}). Set "
+                "model.loss=lerobot: the policy's own forward computes the loss."
+            )
+        mode = self.finetune_cfg.get("mode")
+        if mode not in self.finetune_modes:
+            raise ValueError(
+                f"finetune={mode!r} is not supported for LeRobot policy {self.policy_type!r}; "
+                f"supported: {', '.join(self.finetune_modes)}."
+            )
         self.rename_map = {str(k): str(v) for k, v in (rename_map or {}).items()}
-        self.use_imagenet_stats = use_imagenet_stats
+        self.use_imagenet_stats = (
+            self.default_use_imagenet_stats if use_imagenet_stats is None else use_imagenet_stats
+        )
         self.policy = None
         self.preprocessor = None
         self.postprocessor = None
@@ -141,16 +206,75 @@ class LeRobotPolicyModule(VLAModule):
     required_features = [ft.ACTION]
 
     @property
+    def config_class(self) -> type:
+        return lr.PreTrainedConfig.get_choice_class(self.policy_type)
+
+    @property
+    def policy_class(self) -> type:
+        return lr.get_policy_class(self.policy_type)
+
+    @functools.cached_property
+    def _template(self):
+        """The policy's config without features: what the datamodule must serve."""
+        return self.config_class(**self.config_fields(with_backbone=False))
+
+    @property
     def observation_delta_indices(self) -> list[int]:
-        return [0]
+        indices = self._template.observation_delta_indices
+        return list(indices) if indices and self.observation_history else [0]
 
     @property
     def action_delta_indices(self) -> list[int]:
-        return list(range(self.chunk_size))
+        return list(self._template.action_delta_indices)
 
-    # ---- subclass hooks ----------------------------------------------------------------------
+    @property
+    def current_action_index(self) -> int:
+        """Where the current step's action sits in the served chunk (Diffusion Policy's chunk
+        starts `n_obs_steps - 1` steps in the past)."""
+        return self.action_delta_indices.index(0)
+
+    # ---- the policy's config -----------------------------------------------------------------
+    def config_fields(self, with_backbone: bool = True) -> dict:
+        """The policy config's fields from the backbone and head groups and `model.policy`,
+        each checked to be a field of the policy's config class."""
+        groups = [("head", self.head_cfg), ("model.policy (or a model key)", self.policy_cfg)]
+        if with_backbone:
+            backbone = {k: v for k, v in self.backbone_cfg.items() if k != "pretrained_policy"}
+            if "name" in backbone:
+                backbone["vision_backbone"] = backbone.pop("name")
+            groups.insert(0, ("backbone", backbone))
+        types = {f.name: str(f.type) for f in dataclasses.fields(self.config_class)}
+        known = set(types)
+        fields: dict = {}
+        for group, values in groups:
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(
+                    f"{group} sets {unknown}, which {self.config_class.__name__} (LeRobot policy "
+                    f"{self.policy_type!r}) does not have. Its fields: {sorted(known)}."
+                )
+            fields.update(values)
+        # Hydra gives lists; LeRobot's config encoder (draccus) wants its tuples as tuples.
+        return {
+            k: tuple(v) if isinstance(v, list) and "tuple" in types[k] else v
+            for k, v in fields.items()
+        }
+
     def make_config(self, inputs: dict, outputs: dict):
-        raise NotImplementedError
+        """A fresh policy config on the dataset's features (or `backbone.pretrained_policy`'s)."""
+        if self.backbone_cfg.get("pretrained_policy"):
+            config = self.pretrained_config()
+            config.input_features = inputs
+            config.output_features = outputs
+            for key, value in self.policy_cfg.items():
+                setattr(config, key, value)
+            config.device = "cpu"
+            return config
+        config = self.config_class(
+            input_features=inputs, output_features=outputs, device="cpu", **self.config_fields()
+        )
+        check_offline(config, self.policy_type)
+        return config
 
     def make_policy(self, config):
         """The policy: `backbone.pretrained_policy`'s weights when set, else freshly initialised."""
@@ -175,14 +299,24 @@ class LeRobotPolicyModule(VLAModule):
         return config
 
     def restore_config(self, config, payload: dict):
-        """A checkpoint's policy config, adjusted to build offline (weights: the state_dict)."""
+        """A checkpoint's policy config, adjusted to build offline: its weights (the ResNet's
+        too) are in the state_dict, so no torchvision download."""
+        if getattr(config, "pretrained_backbone_weights", None):
+            config.pretrained_backbone_weights = None
         return config
 
     def masked_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def apply_finetune(self) -> None:
-        raise NotImplementedError
+        counts = count_parameters(self.policy)
+        log.info(
+            "LeRobot %s (%s): %d of %d parameters trainable.",
+            self.policy_type,
+            self.finetune_cfg["mode"],
+            counts["trainable"],
+            counts["total"],
+        )
 
     # ---- building ----------------------------------------------------------------------------
     def set_normalization(self, stats: ft.Stats) -> None:
@@ -193,8 +327,7 @@ class LeRobotPolicyModule(VLAModule):
         if self.policy is None:  # resume: train() attaches again before restoring the weights
             inputs, outputs = policy_features(self.dataset_features, self.rename_map)
             config = self.make_config(inputs, outputs)
-            self._check_cameras(config)  # before make_policy, which may load pretrained weights
-            self._build(self.make_policy(config))
+            self._build(config, self.make_policy)
 
     @property
     def camera_keys(self) -> list[str]:
@@ -204,24 +337,28 @@ class LeRobotPolicyModule(VLAModule):
     def _check_cameras(self, config) -> None:
         check_cameras(self.camera_keys, self.rename_map, list(config.image_features))
 
-    def _build(self, policy) -> None:
-        self._check_cameras(policy.config)
+    def _build(self, config, make_policy) -> None:
+        """Cameras checked, processors built (hub offline), then `make_policy(config)`: what is
+        missing fails before a large policy is initialised or pretrained weights are loaded."""
+        self._check_cameras(config)
         input_keys = [*self.camera_keys, ft.STATE, ft.ACTION]
         stats = lerobot_stats(
             self.dataset_stats, input_keys, self.rename_map, self.use_imagenet_stats
         )
-        self.policy = policy
-        self.preprocessor, self.postprocessor = lr.make_pre_post_processors(
-            policy.config, dataset_stats=stats
+        self.preprocessor, self.postprocessor = make_processors_offline(
+            config, stats, self.policy_type
         )
         for step in self.preprocessor.steps:
             if isinstance(step, lr.RenameObservationsProcessorStep):
                 step.rename_map = dict(self.rename_map)
+        self.policy = make_policy(config)
         self.apply_finetune()
 
     # ---- batches through the processors -----------------------------------------------------
     def _raw_policy_batch(self, batch: dict) -> dict:
-        """The sample keys LeRobot's processors take; a length-1 observation history dropped."""
+        """The sample keys LeRobot's processors take, with the observation time axis the policy
+        reads: `(B, T_obs, ...)` for a policy with an observation history (a single frame gets
+        one), none for ACT and SmolVLA (a length-1 history dropped)."""
         keep = [*self.camera_keys, ft.STATE, ft.ACTION, ft.ACTION_IS_PAD, ft.TASK]
         raw = {}
         for key in keep:
@@ -230,15 +367,24 @@ class LeRobotPolicyModule(VLAModule):
             value = batch[key]
             feature = self.dataset_features.get(key)
             if key != ft.ACTION and feature is not None and torch.is_tensor(value):
-                if value.ndim == len(feature.shape) + 2 and value.shape[1] == 1:
-                    value = value[:, 0]
+                value = self._with_history(value, len(feature.shape))
             raw[key] = value
         camera = next(v for k, v in raw.items() if k.startswith(ft.IMAGE_PREFIX))
         if ft.STATE not in self.dataset_features:  # see policy_features
-            raw[ft.STATE] = torch.zeros(camera.shape[0], 1, device=camera.device)
+            raw[ft.STATE] = self._with_history(
+                torch.zeros(*camera.shape[: camera.ndim - 3], 1, device=camera.device), 1
+            )
         if isinstance(raw.get(ft.TASK), str):  # one instruction for the whole batch
             raw[ft.TASK] = [raw[ft.TASK]] * camera.shape[0]
         return raw
+
+    def _with_history(self, value: torch.Tensor, feature_ndim: int) -> torch.Tensor:
+        has_time_axis = value.ndim == feature_ndim + 2
+        if self.observation_history and not has_time_axis:
+            return value.unsqueeze(1)
+        if not self.observation_history and has_time_axis and value.shape[1] == 1:
+            return value[:, 0]
+        return value
 
     def preprocess(self, batch: dict) -> dict:
         """Our batch -> what the policy consumes (renamed, tokenised, normalised, on our device)."""
@@ -276,7 +422,7 @@ class LeRobotPolicyModule(VLAModule):
         out = StepOutput(loss=loss, terms=terms)
         if not self.training:
             out.first_action_pred = self._predict_processed(processed)[:, 0]
-            out.first_action_true = batch[ft.ACTION][:, 0]
+            out.first_action_true = batch[ft.ACTION][:, self.current_action_index]
         return out
 
     # ---- checkpoints -------------------------------------------------------------------------
@@ -305,7 +451,7 @@ class LeRobotPolicyModule(VLAModule):
                 f"{type(self).__name__} after attach_dataset, so the policy cannot be rebuilt."
             )
         config = decode_policy_config(payload["policy_config"])
-        self._build(self.policy_class(self.restore_config(config, payload)))
+        self._build(self.restore_config(config, payload), self.policy_class)
         _load_steps_state(self.preprocessor, payload["processors"]["preprocessor"])
         _load_steps_state(self.postprocessor, payload["processors"]["postprocessor"])
 

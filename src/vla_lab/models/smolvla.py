@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
-
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.models.backbones.files import pack_dir_files, unpack_dir_files
@@ -31,55 +29,27 @@ OFFLINE_HINT = "Offline use a local directory, or the tiny VLM: `backbone=smolvl
 
 
 class SmolVLAModule(LeRobotPolicyModule):
-    """LeRobot's `SmolVLAPolicy`: `(B, chunk_size, A)` actions from cameras, state and `task`."""
+    """LeRobot's `SmolVLAPolicy`: `(B, chunk_size, A)` actions from cameras, state and `task`.
 
-    policy_class = lr.SmolVLAPolicy
+    What SmolVLA adds to the generic LeRobot path: the VLM (a local directory, the hub's, or the
+    tiny offline one) whose config and tokenizer files travel in the checkpoint, the masked flow
+    loss, and the three finetune modes (frozen: LeRobot's expert-only training; full; lora).
+    """
 
-    def __init__(
-        self,
-        backbone: DictConfig,
-        head: DictConfig,
-        finetune: DictConfig,
-        optimizer: DictConfig,
-        scheduler: DictConfig | None = None,
-        head_lr: float | None = None,
-        chunk_size: int = 50,
-        n_action_steps: int = 50,
-        max_state_dim: int = 32,
-        max_action_dim: int = 32,
-        tokenizer_max_length: int = 48,
-        loss: str = "masked",
-        rename_map: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(
-            backbone,
-            head,
-            finetune,
-            optimizer,
-            scheduler,
-            head_lr,
-            backbone_attr="vlm",  # head_lr goes to the expert and projections, not the VLM
-            chunk_size=chunk_size,
-            loss=loss,
-            rename_map=rename_map,
-            use_imagenet_stats=False,  # SmolVLA does not normalise images (IDENTITY)
-        )
-        self.save_hyperparameters(logger=False)
-        self.policy_options = {
-            "chunk_size": chunk_size,
-            "n_action_steps": n_action_steps,
-            "max_state_dim": max_state_dim,
-            "max_action_dim": max_action_dim,
-            "tokenizer_max_length": tokenizer_max_length,
-            **self._finetune_flags(),
-        }
-        self.vlm_dir: Path | None = None
+    policy_type = "smolvla"
+    finetune_modes = ("full", "frozen", "lora")
+    has_masked_loss = True
+    default_use_imagenet_stats = False  # SmolVLA does not normalise images (IDENTITY)
+    backbone_attr_name = "vlm"  # head_lr goes to the expert and projections, not the VLM
+    observation_history = False
+    vlm_dir: Path | None = None
 
-    def _finetune_flags(self) -> dict:
+    def config_fields(self, with_backbone: bool = True) -> dict:
+        """The head group and `model.policy` as `SmolVLAConfig` fields, plus the finetune
+        flags; the backbone group is read by `make_config` (it names the VLM, not fields)."""
         mode = self.finetune_cfg.get("mode")
-        if mode not in ("full", "frozen", "lora"):
-            raise ValueError(f"Unknown finetune mode {mode!r} for SmolVLA; use full/frozen/lora.")
         return {
+            **super().config_fields(with_backbone=False),
             # frozen is LeRobot's expert-only training; lora freezes the VLM through peft.
             "train_expert_only": mode == "frozen",
             "freeze_vision_encoder": mode != "full" or not self.finetune_cfg.get("train_vision"),
@@ -94,8 +64,9 @@ class SmolVLAModule(LeRobotPolicyModule):
             cameras = {k: f for k, f in config.input_features.items() if k != ft.STATE}
             config.input_features = {**cameras, ft.STATE: inputs[ft.STATE]}
             config.output_features = outputs
-            for key, value in self.policy_options.items():
-                setattr(config, key, value)
+            for key, value in self.config_fields().items():
+                if key in self.policy_cfg or key in ("train_expert_only", "freeze_vision_encoder"):
+                    setattr(config, key, value)
             config.device = "cpu"
         else:
             config = lr.SmolVLAConfig(
@@ -106,8 +77,7 @@ class SmolVLAModule(LeRobotPolicyModule):
                 load_vlm_weights=backbone["load_vlm_weights"],
                 num_vlm_layers=backbone["num_vlm_layers"],
                 resize_imgs_with_padding=tuple(backbone["resize_imgs_with_padding"]),
-                **self.head_cfg,
-                **self.policy_options,
+                **self.config_fields(),
             )
         if backbone.get("tiny"):
             size = int(backbone.get("tiny_image_size", 32))

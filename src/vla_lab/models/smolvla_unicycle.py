@@ -61,6 +61,7 @@ class SmolVLAUnicycleModule(SmolVLAModule):
         rename_map: dict[str, str] | None = None,
         reinit_projections: bool = True,
         min_ade_samples: int = 6,
+        **kwargs,
     ) -> None:
         super().__init__(
             backbone,
@@ -76,6 +77,7 @@ class SmolVLAUnicycleModule(SmolVLAModule):
             tokenizer_max_length=tokenizer_max_length,
             loss=loss,
             rename_map=rename_map,
+            **kwargs,
         )
         if loss != "masked":
             raise ValueError(

@@ -75,7 +75,7 @@ def export(
     module = load_module(ckpt_path)
     if not isinstance(module, LeRobotPolicyModule):
         raise ValueError(
-            f"format=lerobot exports LeRobot policies (model=act, model=smolvla); {ckpt_path} "
+            f"format=lerobot exports LeRobot policies (model=lerobot, act, smolvla); {ckpt_path} "
             f"holds a {type(module).__name__}."
         )
     build_dir_atomically(final, lambda tmp: write_lerobot_dir(module, tmp, final))
