@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from vla_lab import lerobot_api as lr
+from vla_lab.models.backbones.hub import local_or_hub_dir
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -24,25 +25,19 @@ CONFIG_NAME = "config.json"
 
 def policy_config_file(name: str) -> Path:
     """The `config.json` of a policy directory or hub id (from the HF cache, or downloaded)."""
-    path = Path(name).expanduser()
-    if path.is_dir():
-        if not (path / CONFIG_NAME).is_file():
-            raise FileNotFoundError(
-                f"{path} has no {CONFIG_NAME}: give a LeRobot policy directory (what "
-                "save_pretrained or lerobot-train's checkpoints/<step>/pretrained_model holds)."
-            )
-        return path / CONFIG_NAME
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a path, not a hub id
-        raise FileNotFoundError(f"LeRobot policy {name!r} is not a directory.")
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(repo_id=name, filename=CONFIG_NAME))
-    except Exception as err:  # hub errors come in many types; all mean "not loadable here"
-        raise OSError(
-            f"Cannot read LeRobot policy {name!r}: it is not a local directory and the HF hub "
-            f"could not provide its {CONFIG_NAME} ({type(err).__name__}: {err})."
-        ) from err
+    directory = local_or_hub_dir(
+        name,
+        allow_patterns=[CONFIG_NAME],
+        what="LeRobot policy",
+        hint="Give a LeRobot policy directory (what save_pretrained or lerobot-train's "
+        "checkpoints/<step>/pretrained_model holds).",
+    )
+    if not (directory / CONFIG_NAME).is_file():
+        raise FileNotFoundError(
+            f"{directory} has no {CONFIG_NAME}: give a LeRobot policy directory (what "
+            "save_pretrained or lerobot-train's checkpoints/<step>/pretrained_model holds)."
+        )
+    return directory / CONFIG_NAME
 
 
 def read_policy_config(name: str):
