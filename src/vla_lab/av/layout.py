@@ -108,8 +108,9 @@ class RootLayout:
     @classmethod
     def of(cls, root: str | Path) -> RootLayout:
         root = Path(root)
-        chunk_paths = {name: path for name, (path, _) in _known_features(root).items()}
-        zip_members = {name: members for name, (_, members) in _known_features(root).items()}
+        known = _known_features(root)
+        chunk_paths = {name: path for name, (path, _) in known.items()}
+        zip_members = {name: members for name, (_, members) in known.items()}
         path = root / FEATURES_CSV
         if not path.is_file():
             return cls(root, chunk_paths, zip_members, "built-in released names")
