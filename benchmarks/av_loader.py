@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from vla_lab.av.clips import PhysicalAIAVClips
-from vla_lab.av.samples import AVSamples
-from vla_lab.av.synthetic import write_synthetic_av
+from vla_lab.data.physical_ai_av.clips import PhysicalAIAVClips
+from vla_lab.data.physical_ai_av.samples import AVSamples
+from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 from vla_lab.utils.config import PROJECT_ROOT
 
 

@@ -28,7 +28,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from vla_lab.data.datamodule import VLADataModule
-from vla_lab.data.mobile_vla import MobileVLAEpisodes
+from vla_lab.data.mobile_vla.source import MobileVLAEpisodes
 from vla_lab.data.synthetic.mobile_vla import write_synthetic_episodes
 
 OBSERVATION_DELTAS = list(range(-7, 1))

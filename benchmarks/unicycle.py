@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from vla_lab.av.unicycle import UnicycleActionSpace, rot_from_yaw, unwrap_yaw, yaw_from_rot
+from vla_lab.driving.unicycle import UnicycleActionSpace, rot_from_yaw, unwrap_yaw, yaw_from_rot
 
 # ---------------------------------------------------------------- REFERENCE (per trajectory) --
 

@@ -13,9 +13,9 @@ from torch.utils.data import DataLoader
 
 from vla_lab import lerobot_api as lr
 from vla_lab.features import Feature
-from vla_lab.models.act import ACTModule
-from vla_lab.models.lerobot_loss import OBS_IMAGES
-from vla_lab.models.smolvla import SmolVLAModule
+from vla_lab.models.lerobot.act import ACTModule
+from vla_lab.models.lerobot.loss import OBS_IMAGES
+from vla_lab.models.lerobot.smolvla import SmolVLAModule
 from vla_lab.utils.config import CONF_DIR
 
 B, T, A, S = 3, 6, 4, 5

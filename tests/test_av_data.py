@@ -1,4 +1,4 @@
-"""The PhysicalAI-AV loader on clips written in the released layout (vla_lab.av.synthetic)."""
+"""The PhysicalAI-AV loader on clips written in the released layout (vla_lab.data.synthetic)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from vla_lab.av import layout
-from vla_lab.av.clips import BadClipError, PhysicalAIAVClips
-from vla_lab.av.poses import EgoTrajectory, window_offsets_us
-from vla_lab.av.synthetic import write_synthetic_av
-from vla_lab.av.unicycle import UnicycleActionSpace
-from vla_lab.av.video import ClipVideo, read_timestamps
 from vla_lab.data.datamodule import VLADataModule
+from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av.clips import BadClipError, PhysicalAIAVClips
+from vla_lab.data.physical_ai_av.poses import EgoTrajectory, window_offsets_us
+from vla_lab.data.physical_ai_av.video import ClipVideo, read_timestamps
+from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
+from vla_lab.driving.unicycle import UnicycleActionSpace
 
 AR1_T0_US = 5_100_000  # Alpamayo-R1's t0, in the clip clock
 
@@ -257,7 +257,7 @@ def test_clips_of_chunks_not_downloaded_are_skipped_with_one_summary_line(
     damaged_root: Path, tmp_path: Path, caplog
 ):
     full_release_index(damaged_root, extra_clips=30_000)
-    with caplog.at_level(logging.INFO, logger="vla_lab.av.clips"):
+    with caplog.at_level(logging.INFO, logger="vla_lab.data.physical_ai_av.clips"):
         source = make_source(damaged_root, tmp_path, on_bad_clip="error")
         assert len(source.episodes()) == 5
     messages = [r.getMessage() for r in caplog.records]

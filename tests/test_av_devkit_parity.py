@@ -19,11 +19,11 @@ from physical_ai_av.egomotion import EgomotionState
 from physical_ai_av.video import SeekVideoReader
 from scipy.spatial.transform import Rotation
 
-from vla_lab.av import layout
-from vla_lab.av.clips import PhysicalAIAVClips
-from vla_lab.av.poses import window_offsets_us
-from vla_lab.av.synthetic import write_synthetic_av
-from vla_lab.av.video import ClipVideo
+from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av.clips import PhysicalAIAVClips
+from vla_lab.data.physical_ai_av.poses import window_offsets_us
+from vla_lab.data.physical_ai_av.video import ClipVideo
+from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 
 AR1_T0_US = 5_100_000
 FRAME_OFFSETS_S = [-0.3, -0.2, -0.1, 0.0]  # AR1's 4-frame history

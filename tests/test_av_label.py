@@ -14,11 +14,11 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-from vla_lab.av import label
-from vla_lab.av.commands import RuleLabeler
-from vla_lab.av.synthetic import write_synthetic_av
-from vla_lab.av.vlm_labeler import VLMLabeler, snap_to_vocabulary
+from vla_lab import label
+from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
+from vla_lab.driving.commands import RuleLabeler
 from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
+from vla_lab.models.vlm_labeler import VLMLabeler, snap_to_vocabulary
 from vla_lab.utils.config import compose_config
 
 COMMANDS = set(RuleLabeler.commands.values())
@@ -110,7 +110,7 @@ def test_rerun_labels_only_the_clips_missing_from_the_file(
         return original(self, samples, frames)
 
     monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", counting)
-    with caplog.at_level(logging.INFO, logger="vla_lab.av.label"):
+    with caplog.at_level(logging.INFO, logger="vla_lab.label"):
         label.main([*data_args, "labeler=rule", f"out={out}"])
     assert relabelled == [7, 7]
     assert "2 of 4 clips already labelled" in caplog.text

@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 from av.video.frame import PictureType
 
-from vla_lab.av import layout, synthetic
-from vla_lab.av.synthetic import write_synthetic_av
+from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.synthetic import physical_ai_av as synthetic
+from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 
 CLIPS, SECONDS, FPS, HZ, SIZE = 3, 3.0, 10, 50, (64, 96)
 SPEEDS, MAX_CURVATURE = (5.0, 12.0), 0.03

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vla_lab.data.datamodule import VLADataModule, split_episodes
-from vla_lab.data.mobile_vla import MobileVLAEpisodes
+from vla_lab.data.mobile_vla.source import MobileVLAEpisodes
 from vla_lab.data.preview import describe, write_preview
 from vla_lab.data.resumable import ResumableDataLoader
 from vla_lab.data.synthetic.mobile_vla import write_synthetic_episodes

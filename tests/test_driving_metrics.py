@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from vla_lab.av.metrics import ade, comfort_signals, fde, min_ade_fde
-from vla_lab.av.unicycle import UnicycleActionSpace
+from vla_lab.driving.metrics import ade, comfort_signals, fde, min_ade_fde
+from vla_lab.driving.unicycle import UnicycleActionSpace
 
 
 def straight_truth(n_steps: int = 4) -> torch.Tensor:

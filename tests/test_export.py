@@ -168,7 +168,7 @@ def test_act_export_takes_raw_state_and_images_and_predicts_dataset_unit_actions
 
 def test_graph_export_of_smolvla_is_refused_saying_why(tmp_path: Path) -> None:
     ckpt = tmp_path / "smolvla.ckpt"
-    target = "vla_lab.models.smolvla.SmolVLAModule"
+    target = "vla_lab.models.lerobot.smolvla.SmolVLAModule"
     torch.save({CHECKPOINT_KEY: {"config": {"model": {"_target_": target}}}}, ckpt)
     with pytest.raises(NotImplementedError, match="KV cache.*format=lerobot"):
         export(ckpt, tmp_path / "smolvla.onnx", format="onnx")

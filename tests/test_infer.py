@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from conftest import DEMOS
 
-from vla_lab.av import layout
-from vla_lab.av.calibration import read_camera
-from vla_lab.av.layout import RootLayout
-from vla_lab.av.synthetic import write_synthetic_av
+from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av.calibration import read_camera
+from vla_lab.data.physical_ai_av.layout import RootLayout
+from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 from vla_lab.evaluation.video import PREDICTED
 from vla_lab.infer import infer, input_kind
 from vla_lab.utils.config import compose_config

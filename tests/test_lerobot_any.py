@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 
 from vla_lab import lerobot_api as lr
 from vla_lab.features import Feature
-from vla_lab.models.act import ACTModule
-from vla_lab.models.lerobot_policy import LeRobotPolicyModule
+from vla_lab.models.lerobot.act import ACTModule
+from vla_lab.models.lerobot.base import LeRobotPolicyModule
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export import export
 from vla_lab.runtime.policy import load_policy

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from vla_lab.data.datamodule import VLADataModule
-from vla_lab.data.lerobot import LeRobotEpisodes
-from vla_lab.data.lerobot_samples import resolve_video_backend
+from vla_lab.data.lerobot.samples import resolve_video_backend
+from vla_lab.data.lerobot.source import LeRobotEpisodes
 from vla_lab.data.synthetic.lerobot import (
     TASKS,
     joint_names,
@@ -150,7 +150,7 @@ def test_a_joint_the_train_episodes_never_move_warns_trains_and_normalises_safel
         "trainer.max_steps=2",
         "trainer.limit_val_batches=1",
     ]
-    with caplog.at_level(logging.WARNING, logger="vla_lab.data.lerobot_stats"):
+    with caplog.at_level(logging.WARNING, logger="vla_lab.data.lerobot.stats"):
         metrics = train(make_cfg(overrides, output_dir=run))
     assert np.isfinite(metrics["val/loss"])
     for key in ("observation.state", "action"):
@@ -210,7 +210,7 @@ def test_video_backend_auto_falls_back_to_pyav_without_ffmpeg_libraries(root, ca
         pass
     else:
         pytest.skip("torchcodec loads on this machine")
-    with caplog.at_level(logging.INFO, logger="vla_lab.data.lerobot_samples"):
+    with caplog.at_level(logging.INFO, logger="vla_lab.data.lerobot.samples"):
         assert resolve_video_backend("auto", video_file(root)) == "pyav"
     assert "pyav" in caplog.text
 
@@ -250,7 +250,7 @@ def _keep_first_seconds(video: Path, seconds: float) -> None:
 def test_v21_dataset_is_converted_into_the_cache_and_left_unchanged(root, tmp_path, caplog):
     old = _as_v21(root, tmp_path / "v21", num_episodes=3)
     before = sorted((p.relative_to(old), p.stat().st_mtime) for p in old.rglob("*"))
-    with caplog.at_level(logging.WARNING, logger="vla_lab.data.lerobot_convert"):
+    with caplog.at_level(logging.WARNING, logger="vla_lab.data.lerobot.convert"):
         source = LeRobotEpisodes(root=str(old), video_backend="pyav", cache_dir=str(tmp_path / "c"))
         episodes = source.episodes()
     assert [e.num_frames for e in episodes] == [FRAMES] * 3

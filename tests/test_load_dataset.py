@@ -9,7 +9,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from vla_lab.data import load_dataset
-from vla_lab.data.mobile_vla import MobileVLAEpisodes
+from vla_lab.data.mobile_vla.source import MobileVLAEpisodes
 from vla_lab.data.synthetic.mobile_vla import write_guide_episode, write_synthetic_episodes
 
 # data option -> (small synthetic twin, the natural chunk: driving's 64-step horizon, the Mobile

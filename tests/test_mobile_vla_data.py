@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from vla_lab.data.augment import build_train_transform
-from vla_lab.data.mobile_vla import MobileVLAEpisodes
-from vla_lab.data.mobile_vla_scenario import build_instruction, parse_scenario, swap_sides
+from vla_lab.data.mobile_vla.scenario import build_instruction, parse_scenario, swap_sides
+from vla_lab.data.mobile_vla.source import MobileVLAEpisodes
 from vla_lab.data.synthetic.mobile_vla import (
     render_episode,
     write_guide_episode,

@@ -10,9 +10,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from vla_lab.av import unicycle
-from vla_lab.av.metrics import ade, ade_at, comfort, constant_velocity_rollout, fde, fde_at
-from vla_lab.av.unicycle import UnicycleActionSpace, rot_from_yaw, unwrap_yaw, yaw_from_rot
+from vla_lab.driving import unicycle
+from vla_lab.driving.metrics import ade, ade_at, comfort, constant_velocity_rollout, fde, fde_at
+from vla_lab.driving.unicycle import UnicycleActionSpace, rot_from_yaw, unwrap_yaw, yaw_from_rot
 from vla_lab.utils.config import CONF_DIR
 
 DT = 0.1
@@ -261,7 +261,7 @@ def test_standing_still_with_no_curvature_ridge_retries_and_stays_finite(batch, 
     space = UnicycleActionSpace(curvature_ridge=0.0)
     hist_xyz, hist_rot = history(torch.zeros(batch))
     fut_xyz, fut_rot = torch.zeros(batch, 64, 3), torch.eye(3).expand(batch, 64, 3, 3)
-    with caplog.at_level(logging.WARNING, logger="vla_lab.av.unicycle"):
+    with caplog.at_level(logging.WARNING, logger="vla_lab.driving.unicycle"):
         action = space.traj_to_action(hist_xyz, hist_rot, fut_xyz, fut_rot)
     assert "retrying with ridge" in caplog.text
     assert torch.all(space.denormalize(action).abs() < 1e-6)

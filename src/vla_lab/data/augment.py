@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
-from vla_lab.data.mobile_vla_scenario import swap_sides
+from vla_lab.data.mobile_vla.scenario import swap_sides
 from vla_lab.features import ACTION, TASK, image_keys
 
 Sample = dict[str, Any]

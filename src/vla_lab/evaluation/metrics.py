@@ -5,7 +5,7 @@ horizon, minADE/minFDE over K samples and the comfort rate. Names follow trainin
 
 from __future__ import annotations
 
-from vla_lab.av.metrics import HORIZONS_S, horizon_steps
+from vla_lab.driving.metrics import HORIZONS_S, horizon_steps
 from vla_lab.evaluation.predictions import DrivingPredictions, SplitPredictions
 
 

@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vla_lab import features as ft
-from vla_lab.av import metrics as av_metrics
-from vla_lab.av.clips import FUTURE_XYZ
-from vla_lab.av.unicycle import yaw_from_rot
+from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ
+from vla_lab.driving import metrics as av_metrics
+from vla_lab.driving.unicycle import yaw_from_rot
 from vla_lab.models.module import VLAModule
 
 # Bird's-eye plots show this many samples: only their trajectories are kept, of all others errors.
@@ -32,7 +32,7 @@ class DrivingPredictions:
     `step_error`/`baseline_step_error` (N, T): XY distance at every future step of one sampled
     trajectory (the single-sample prediction, as deployed) and of the constant-velocity baseline.
     `comfort` (N,) bool, of that sample. `min_ade`/`min_fde` (N,): of the best of `n_samples`
-    sampled trajectories by ADE (`av.metrics.min_ade_fde`). `pred_xy`/`true_xy`/`baseline_xy`
+    sampled trajectories by ADE (`driving.metrics.min_ade_fde`). `pred_xy`/`true_xy`/`baseline_xy`
     (KEPT_TRAJECTORIES, T, 2): the first frames, for plots.
     """
 

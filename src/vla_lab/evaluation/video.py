@@ -22,7 +22,7 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vla_lab.av.calibration import FThetaCamera
+from vla_lab.data.physical_ai_av.calibration import FThetaCamera
 from vla_lab.data.preview import label_font
 
 PREDICTED = (60, 220, 90)

@@ -37,8 +37,15 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vla_lab import features as ft
-from vla_lab.av.clips import CAMERA_KEY, CLIP_ID, HISTORY_ROT, HISTORY_XYZ, T0_US, PhysicalAIAVClips
-from vla_lab.av.samples import AVSamples
+from vla_lab.data.physical_ai_av.clips import (
+    CAMERA_KEY,
+    CLIP_ID,
+    HISTORY_ROT,
+    HISTORY_XYZ,
+    T0_US,
+    PhysicalAIAVClips,
+)
+from vla_lab.data.physical_ai_av.samples import AVSamples
 from vla_lab.runtime.checkpoint import checkpoint_config
 from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
 from vla_lab.runtime.drive_commander import Command, CommanderThread, Frame, build_commander

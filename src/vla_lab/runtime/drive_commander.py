@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vla_lab.av.commands import RuleLabeler
+from vla_lab.driving.commands import RuleLabeler
 from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def build_commander(options: Mapping[str, Any], cache_dir: str) -> Any:
     if name == "rule":
         return RuleCommander(options.get("thresholds"))
     if name == "vlm":
-        from vla_lab.av.vlm_labeler import VLMLabeler
+        from vla_lab.models.vlm_labeler import VLMLabeler
 
         if options.pop("tiny", False):
             from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm

@@ -1,7 +1,7 @@
 """The last line between the Field Agent and the vehicle: clamp its plan, or brake instead of it.
 
 The agent's plan is 64 steps of raw controls (acceleration in m/s^2, curvature in 1/m, the
-unicycle space of `vla_lab.av.unicycle`). `SafetyLayer.check` returns the plan the vehicle may
+unicycle space of `vla_lab.driving.unicycle`). `SafetyLayer.check` returns the plan the vehicle may
 execute and the names of the events that changed it:
 
 - `accel_above_max`, `accel_below_min`, `curvature_above_max`: values outside the configured
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vla_lab.av.unicycle import ACCEL_BOUND_MPS2, CURVATURE_BOUND_PER_M
+from vla_lab.driving.unicycle import ACCEL_BOUND_MPS2, CURVATURE_BOUND_PER_M
 
 CLAMP_EVENTS = ("accel_above_max", "accel_below_min", "curvature_above_max")
 BRAKE_EVENTS = ("deadline_brake", "nonfinite_brake")

@@ -33,7 +33,7 @@ import sys
 from pathlib import Path
 
 from vla_lab.models.backbones.files import WEIGHT_SUFFIXES, build_dir_atomically
-from vla_lab.models.lerobot_policy import LeRobotPolicyModule
+from vla_lab.models.lerobot.base import LeRobotPolicyModule
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export_file import GRAPH_FORMATS, export_graph_file
 from vla_lab.utils.logging import get_logger

@@ -163,7 +163,7 @@ class ACTGraph(nn.Module):
 
 def graph_for(module: VLAModule) -> tuple[nn.Module, list[str], list[str]]:
     """The exportable graph of `module`, its input names and its output names."""
-    from vla_lab.models.act import ACTModule  # LeRobot-heavy imports only when needed
+    from vla_lab.models.lerobot.act import ACTModule  # LeRobot-heavy imports only when needed
 
     if isinstance(module, KosmosLSTMPolicy):
         graph = KosmosLSTMHeadGraph(module)

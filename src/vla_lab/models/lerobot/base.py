@@ -30,14 +30,14 @@ from omegaconf import DictConfig, OmegaConf
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.models.finetune import count_parameters
-from vla_lab.models.lerobot_config import (
+from vla_lab.models.lerobot.config import (
     check_offline,
     check_policy_type,
     decode_policy_config,
     make_processors_offline,
     read_policy_config,
 )
-from vla_lab.models.lerobot_loss import check_loss_mode, lerobot_loss
+from vla_lab.models.lerobot.loss import check_loss_mode, lerobot_loss
 from vla_lab.models.module import CHECKPOINT_KEY, StepOutput, VLAModule
 from vla_lab.utils.logging import get_logger
 
@@ -45,8 +45,8 @@ log = get_logger(__name__)
 
 # Policy types whose modules add code to the generic path (class paths: imported when chosen).
 SPECIALISED = {
-    "act": "vla_lab.models.act.ACTModule",
-    "smolvla": "vla_lab.models.smolvla.SmolVLAModule",
+    "act": "vla_lab.models.lerobot.act.ACTModule",
+    "smolvla": "vla_lab.models.lerobot.smolvla.SmolVLAModule",
 }
 
 

@@ -6,7 +6,7 @@ Three sources, chosen by `data.source.commands.mode`:
 - `rule`: `RuleLabeler` derives the command from the sample's own future (turn, lane change,
   speed change), with thresholds in config: the labels a Commander would have to give;
 - `file`: a parquet of `clip_id, t0_us, command[, reasoning]` written by an auto-labeler
-  (`python -m vla_lab.av.label`, or Alpamayo-R1's reasoning condensed to commands).
+  (`python -m vla_lab.label`, or Alpamayo-R1's reasoning condensed to commands).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def read_command_file(path: str | Path) -> dict[tuple[str, int], str]:
     if not path.is_file():
         raise FileNotFoundError(
             f"commands file {path} does not exist; write one with "
-            "`python -m vla_lab.av.label data=<dataset> labeler=rule out=<parquet>`"
+            "`python -m vla_lab.label data=<dataset> labeler=rule out=<parquet>`"
         )
     table = pd.read_parquet(path)
     missing = [c for c in COMMAND_FILE_COLUMNS if c not in table.columns]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.models.finetune import count_parameters
-from vla_lab.models.lerobot_loss import act_masked_loss
-from vla_lab.models.lerobot_policy import LeRobotPolicyModule
+from vla_lab.models.lerobot.base import LeRobotPolicyModule
+from vla_lab.models.lerobot.loss import act_masked_loss
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)

@@ -1,14 +1,14 @@
 """LeRobot datasets (a local ``root``, or a hub ``repo_id``) as a source of samples.
 
 Format v3.0 is read with LeRobot's own ``LeRobotDataset``; v2.0/v2.1 roots are converted to v3.0
-in a cache first (``lerobot_convert``; the user's copy is never modified). LeRobot's items already
+in a cache first (``convert``; the user's copy is never modified). LeRobot's items already
 use our sample keys (``observation.images.<cam>``, ``observation.state``, ``action``,
 ``action_is_pad``, ``task``, indices), so the model's delta indices only become LeRobot
-``delta_timestamps`` (``lerobot_samples``) and a split becomes LeRobot's ``episodes=[...]``.
+``delta_timestamps`` (``samples``) and a split becomes LeRobot's ``episodes=[...]``.
 
 Checked once, at scan time, before training starts: ``meta/info.json`` exists, every video file
 exists, opens and is as long as ``meta/episodes`` says (a truncated copy fails here, naming the
-file, not on step 4000). Stats come from the train episodes only (``lerobot_stats``).
+file, not on step 4000). Stats come from the train episodes only (``stats.lerobot_stats``).
 """
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ from typing import Any
 import av
 from torch.utils.data import Dataset
 
-from vla_lab.data.lerobot_convert import as_v30
-from vla_lab.data.lerobot_samples import (
+from vla_lab.data.lerobot.convert import as_v30
+from vla_lab.data.lerobot.samples import (
     VIDEO_BACKENDS,
     LeRobotSamples,
     delta_timestamps,
     resolve_video_backend,
 )
-from vla_lab.data.lerobot_stats import flat_names, lerobot_stats
+from vla_lab.data.lerobot.stats import flat_names, lerobot_stats
 from vla_lab.features import EPISODE_INDEX, FRAME_INDEX, INDEX, TASK, Feature, Stats
 
 log = logging.getLogger(__name__)

@@ -1,14 +1,14 @@
 """Label every sample of a driving dataset with a text command: the `commands: file` parquet.
 
-    python -m vla_lab.av.label data=nvidia_av [data.source.root=...] labeler=rule out=labels.parquet
-    python -m vla_lab.av.label data=nvidia_av labeler=vlm [labeler.model_id=...] out=... --sample 50
+    python -m vla_lab.label data=nvidia_av [data.source.root=...] labeler=rule out=labels.parquet
+    python -m vla_lab.label data=nvidia_av labeler=vlm [labeler.model_id=...] out=... --sample 50
 
 takes train.py's data overrides (`conf/label.yaml`). The parquet holds `clip_id, t0_us, command,
 reasoning`, one row per sample (clip, t0) of the data source; train on it with
 `data.source.commands.mode=file data.source.commands.file=<out>`.
 
 - `labeler=rule`: `RuleLabeler` on the sample's own future, with the numbers it read as reasoning;
-  `labeler=vlm`: a vision-language model on the front frame (`vla_lab.av.vlm_labeler`).
+  `labeler=vlm`: a vision-language model on the front frame (`vla_lab.models.vlm_labeler`).
 - Resumable: an existing `out` is read, its clips are skipped, new clips are appended. It is
   rewritten atomically every `flush_every` clips and at the end, so an interruption loses at most
   those clips; re-run the same command to continue. Settings (labeler, t0s) are stored in the
@@ -37,9 +37,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from vla_lab.av.clips import ClipSamples, PhysicalAIAVClips
-from vla_lab.av.commands import COMMAND_FILE_COLUMNS, RuleLabeler
-from vla_lab.av.video import ClipVideo
+from vla_lab.data.physical_ai_av.clips import ClipSamples, PhysicalAIAVClips
+from vla_lab.data.physical_ai_av.video import ClipVideo
+from vla_lab.driving.commands import COMMAND_FILE_COLUMNS, RuleLabeler
 from vla_lab.utils.config import compose_config
 from vla_lab.utils.io import atomic_write, atomic_write_text
 
@@ -94,7 +94,7 @@ def build_labeler(cfg: DictConfig) -> TrajectoryLabeler | FrameLabeler:
     if name == "rule":
         return TrajectoryLabeler(options.get("thresholds"))
     if name == "vlm":
-        from vla_lab.av.vlm_labeler import VLMLabeler
+        from vla_lab.models.vlm_labeler import VLMLabeler
 
         if options.pop("tiny", False):
             from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
@@ -319,7 +319,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     cfg = compose_config(parse_args(argv), config_name="label")
     if OmegaConf.is_missing(cfg, "out"):
         raise ValueError(
-            "out= is required: python -m vla_lab.av.label data=<dataset> labeler=rule|vlm "
+            "out= is required: python -m vla_lab.label data=<dataset> labeler=rule|vlm "
             "out=<labels.parquet> [--sample N]"
         )
     target = OmegaConf.select(cfg, "data.source._target_")

@@ -1,10 +1,10 @@
 """Mobile VLA ``.h5`` episodes as a source of samples in the contract of ``vla_lab.features``.
 
 Both known layouts (collector: BGR ``images`` + ``actions``; guide: RGB ``observations/images`` +
-``action`` with the action class) are read, detected per file (``mobile_vla_h5``). Every file is
+``action`` with the action class) are read, detected per file (``h5``). Every file is
 validated once, at scan time, so a corrupt or truncated file is skipped with one warning that names
 it (or raises, by config) before training starts, never on step 4000. Actions are tiny and kept in
-memory; images are read lazily by the windows dataset (``mobile_vla_windows``).
+memory; images are read lazily by the windows dataset (``windows``).
 
 Action classes when only some files have them: the key ``action.type`` is served whenever any
 scanned file has the class column (and ``use_action_type``); files without it serve ``-1``
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from vla_lab.data.mobile_vla_h5 import (
+from vla_lab.data.mobile_vla.h5 import (
     ACTION_COLUMNS,
     ACTION_TYPE_NAMES,
     LAYOUTS,
@@ -33,8 +33,8 @@ from vla_lab.data.mobile_vla_h5 import (
     EpisodeFile,
     inspect_episode_file,
 )
-from vla_lab.data.mobile_vla_scenario import UNKNOWN_SCENARIO, build_instruction, parse_scenario
-from vla_lab.data.mobile_vla_windows import MobileVLAWindows, WindowEpisode
+from vla_lab.data.mobile_vla.scenario import UNKNOWN_SCENARIO, build_instruction, parse_scenario
+from vla_lab.data.mobile_vla.windows import MobileVLAWindows, WindowEpisode
 from vla_lab.features import (
     ACTION,
     ACTION_TYPE,

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from vla_lab import features as ft
-from vla_lab.av.clips import (
+from vla_lab.data.physical_ai_av.clips import (
     CAMERA_KEY,
     CLIP_ID,
     FUTURE_XYZ,
@@ -26,7 +26,7 @@ from vla_lab.av.clips import (
     AVClip,
     PhysicalAIAVClips,
 )
-from vla_lab.av.video import ClipVideo
+from vla_lab.data.physical_ai_av.video import ClipVideo
 
 
 class AVSamples(Dataset):

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.spatial.transform import Rotation
 
-from vla_lab.av import layout
-from vla_lab.av.layout import RootLayout
+from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av.layout import RootLayout
 
 QUATERNION_COLUMNS = ("qx", "qy", "qz", "qw")
 POSITION_COLUMNS = ("x", "y", "z")

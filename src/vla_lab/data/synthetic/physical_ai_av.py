@@ -1,4 +1,4 @@
-"""Synthetic driving clips in the PhysicalAI-Autonomous-Vehicles released layout (see `av.layout`).
+"""Synthetic driving clips in the PhysicalAI-AV released layout (see `physical_ai_av.layout`).
 
 A car drives the centre of a lane on a flat road. The road is a curve in arc length: straight
 stretches and constant-curvature arcs of 15-50 m, blended over ~12 m, so the curvature a few seconds
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from vla_lab.av import layout
+from vla_lab.data.physical_ai_av import layout
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ LOOKAHEAD_M = (2.0, 60.0)  # road drawn this far ahead of the rig origin, along 
 KEYFRAME_INTERVAL = 10
 # Camera -> rig rotation; columns are the optical x (right), y (down), z (forward) axes in the rig.
 CAMERA_TO_RIG = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-# Not (yet) named in `av.layout`; released paths.
+# Not (yet) named in `physical_ai_av.layout`; released paths.
 
 _ROAD_STEP_M = 0.1
 _SHOULDER_M = 0.7

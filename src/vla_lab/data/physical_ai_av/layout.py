@@ -1,7 +1,7 @@
 """Where things are in a PhysicalAI-Autonomous-Vehicles root (the released layout, devkit v0.1.0).
 
-One place for the names, so the reader (`av.clips`) and the synthetic writer (`av.synthetic`)
-cannot drift apart::
+One place for the names, so the reader (`clips`) and the synthetic writer
+(`data.synthetic.physical_ai_av`) cannot drift apart::
 
     features.csv
     clip_index.parquet                   index clip_id; chunk, split, clip_is_valid

@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pyarrow.parquet as pq
 
-from vla_lab.av.layout import TIMESTAMP_COLUMN
+from vla_lab.data.physical_ai_av.layout import TIMESTAMP_COLUMN
 
 
 def read_zip_member(zip_path: Path, member: str) -> bytes:

@@ -2,7 +2,7 @@
 
 SmolVLA's flow-matching expert predicts Alpamayo-R1-normalised unicycle controls (action dim 2,
 chunk 64) from the front camera, the command (`task`) and the ego state; `action_to_traj` (the
-differentiable integration layer of `vla_lab.av.unicycle`) turns controls into the future
+differentiable integration layer of `vla_lab.driving.unicycle`) turns controls into the future
 trajectory. Training adds a trajectory loss to the flow loss: the one-step estimate of the clean
 controls, `x_t - t * v_pred` (LeRobot's flow runs from actions at t=0 to noise at t=1), is
 integrated and compared in XY with the logged future (Huber or L2, `head.trajectory_loss`).
@@ -27,12 +27,12 @@ from omegaconf import DictConfig
 
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
-from vla_lab.av import metrics as av_metrics
-from vla_lab.av.clips import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
-from vla_lab.av.unicycle import UnicycleActionSpace, yaw_from_rot
-from vla_lab.models.lerobot_loss import smolvla_masked_loss
+from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
+from vla_lab.driving import metrics as av_metrics
+from vla_lab.driving.unicycle import UnicycleActionSpace, yaw_from_rot
+from vla_lab.models.lerobot.loss import smolvla_masked_loss
+from vla_lab.models.lerobot.smolvla import SmolVLAModule
 from vla_lab.models.module import StepOutput
-from vla_lab.models.smolvla import SmolVLAModule
 
 TRAJECTORY_LOSSES = ("huber", "l2")
 V0 = "v0"  # the ego-speed dimension of the state, when data.source.state lists it

@@ -17,8 +17,8 @@ from vla_lab.models.backbones.files import pack_dir_files, unpack_dir_files
 from vla_lab.models.backbones.hub import local_or_hub_dir
 from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
 from vla_lab.models.finetune import apply_finetune, count_parameters
-from vla_lab.models.lerobot_loss import smolvla_masked_loss
-from vla_lab.models.lerobot_policy import LeRobotPolicyModule
+from vla_lab.models.lerobot.base import LeRobotPolicyModule
+from vla_lab.models.lerobot.loss import smolvla_masked_loss
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)

@@ -8,7 +8,7 @@ fits here are re-derived so that the data-dependent normal equations are solved 
 vectorised over the batch, and the constant ones with one inverse shared by the batch.
 
 The metrics that judge the trajectories (ADE/FDE, comfort, the constant-velocity baseline) are in
-`vla_lab.av.metrics`.
+`vla_lab.driving.metrics`.
 """
 
 from __future__ import annotations

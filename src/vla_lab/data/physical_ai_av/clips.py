@@ -2,7 +2,7 @@
 
 One sample is one time t0 of one clip: the front wide frame at or before t0 (optionally a few
 earlier ones), the ego state, the command, and the 64-step ground-truth controls from the
-unicycle fit of the future poses (`vla_lab.av.unicycle`). t0 is a time in the clip's own clock,
+unicycle fit of the future poses (`vla_lab.driving.unicycle`). t0 is a time in the clip's own clock,
 shared by all its sensors (Alpamayo-R1's `t0_us = 5_100_000`), never shifted by the first frame's
 or first pose's timestamp: the first frame sits a few ms off 0 and egomotion starts ~2 s before it.
 
@@ -34,17 +34,17 @@ import pandas as pd
 import torch
 
 from vla_lab import features as ft
-from vla_lab.av import layout
-from vla_lab.av.commands import Commands
-from vla_lab.av.layout import RootLayout
-from vla_lab.av.poses import US, EgoTrajectory, PoseWindowError, window_offsets_us
-from vla_lab.av.unicycle import UnicycleActionSpace
-from vla_lab.av.video import (
+from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av.layout import RootLayout
+from vla_lab.data.physical_ai_av.poses import US, EgoTrajectory, PoseWindowError, window_offsets_us
+from vla_lab.data.physical_ai_av.video import (
     count_video_frames,
     frame_index_at_or_before,
     read_parquet_member,
     read_timestamps,
 )
+from vla_lab.driving.commands import Commands
+from vla_lab.driving.unicycle import UnicycleActionSpace
 from vla_lab.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ class PhysicalAIAVClips:
 
     def _ensure_data(self) -> None:
         if self.synthetic is not None and not (self.root / layout.CLIP_INDEX).exists():
-            from vla_lab.av.synthetic import write_synthetic_av
+            from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 
             log.info("Writing synthetic PhysicalAI-AV clips to %s", self.root)
             write_synthetic_av(self.root, **self.synthetic)
@@ -523,7 +523,7 @@ class PhysicalAIAVClips:
         action_delta_indices: Sequence[int],
         transform: Any = None,
     ):
-        from vla_lab.av.samples import AVSamples
+        from vla_lab.data.physical_ai_av.samples import AVSamples
 
         if list(action_delta_indices) != list(range(self.action_space.n_steps)):
             raise ValueError(

@@ -1,1 +1,0 @@
-"""Autonomous driving: Alpamayo-R1 style trajectories, poses and the unicycle action space."""

@@ -1,0 +1,1 @@
+"""NVIDIA PhysicalAI-AV clips (features.csv, chunk zips, egomotion, calibration) as samples."""

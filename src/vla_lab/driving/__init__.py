@@ -1,0 +1,1 @@
+"""The maths and language of driving, with no file I/O: unicycle action space, metrics, commands."""

@@ -1,0 +1,1 @@
+"""LeRobot policies as LightningModules: the base module, its config, loss and specialisations."""
