@@ -38,8 +38,9 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from vla_lab.data.physical_ai_av.clips import ClipSamples, PhysicalAIAVClips
+from vla_lab.data.physical_ai_av.commands import COMMAND_FILE_COLUMNS
 from vla_lab.data.physical_ai_av.video import ClipVideo
-from vla_lab.driving.commands import COMMAND_FILE_COLUMNS, RuleLabeler
+from vla_lab.driving.commands import RuleLabeler
 from vla_lab.utils.config import compose_config
 from vla_lab.utils.io import atomic_write, atomic_write_text
 

@@ -1,27 +1,15 @@
-"""What the Field Agent is told: the text command of each sample.
-
-Three sources, chosen by `data.source.commands.mode`:
-
-- `fixed`: one command for every sample ("Follow the lane", Phase 1 of the driving plan);
-- `rule`: `RuleLabeler` derives the command from the sample's own future (turn, lane change,
-  speed change), with thresholds in config: the labels a Commander would have to give;
-- `file`: a parquet of `clip_id, t0_us, command[, reasoning]` written by an auto-labeler
-  (`python -m vla_lab.label`, or Alpamayo-R1's reasoning condensed to commands).
+"""What the Field Agent is told, in words: `RuleLabeler` turns a future trajectory into a text
+command (turn, lane change, speed change), with thresholds in config: the labels a Commander would
+have to give. `FOLLOW_THE_LANE` is the one command of Phase 1 of the driving plan.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
 
 FOLLOW_THE_LANE = "Follow the lane"
-COMMAND_FILE_COLUMNS = ("clip_id", "t0_us", "command")
-COMMAND_MODES = ("fixed", "rule", "file")
 
 
 @dataclass(frozen=True)
@@ -78,63 +66,3 @@ class RuleLabeler:
         if v_end - v0 >= self.speed_change:
             return self.commands["accelerate"]
         return self.commands["keep_lane"]
-
-
-def read_command_file(path: str | Path) -> dict[tuple[str, int], str]:
-    """`(clip_id, t0_us) -> command` from a labels parquet; names the file and missing columns."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"commands file {path} does not exist; write one with "
-            "`python -m vla_lab.label data=<dataset> labeler=rule out=<parquet>`"
-        )
-    table = pd.read_parquet(path)
-    missing = [c for c in COMMAND_FILE_COLUMNS if c not in table.columns]
-    if missing:
-        raise KeyError(
-            f"commands file {path} lacks columns {missing}; expected "
-            f"{list(COMMAND_FILE_COLUMNS)} (+ optional reasoning), found {list(table.columns)}"
-        )
-    return {
-        (str(clip), int(t0)): str(command)
-        for clip, t0, command in zip(table.clip_id, table.t0_us, table.command, strict=True)
-    }
-
-
-class Commands:
-    """The command of a sample, from the configured source (see the module docstring).
-
-    `command(clip_id, t0_us, fut_xyz, fut_rot, v0)` returns None when a `file` has no row for the
-    sample (the caller skips and counts it).
-    """
-
-    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
-        cfg = dict(cfg or {})
-        self.mode = str(cfg.pop("mode", "fixed"))
-        if self.mode not in COMMAND_MODES:
-            raise ValueError(
-                f"data.source.commands.mode={self.mode!r}; expected one of {COMMAND_MODES}"
-            )
-        self.text = str(cfg.pop("text", FOLLOW_THE_LANE))
-        self.file = cfg.pop("file", None)
-        rule = dict(cfg.pop("rule", None) or {})
-        if cfg:
-            raise ValueError(
-                f"data.source.commands has unknown keys {sorted(cfg)}; expected mode, text, "
-                "file, rule"
-            )
-        self.labeler = RuleLabeler(**rule)
-        self._table: dict[tuple[str, int], str] | None = None
-        if self.mode == "file":
-            if not self.file:
-                raise ValueError("data.source.commands.mode=file needs commands.file=<parquet>")
-            self._table = read_command_file(self.file)
-
-    def command(
-        self, clip_id: str, t0_us: int, fut_xyz: np.ndarray, fut_rot: np.ndarray, v0: float
-    ) -> str | None:
-        if self.mode == "fixed":
-            return self.text
-        if self.mode == "rule":
-            return self.labeler.label(fut_xyz, fut_rot, v0)
-        return self._table.get((clip_id, int(t0_us)))

@@ -35,6 +35,7 @@ import torch
 
 from vla_lab import features as ft
 from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av.commands import Commands
 from vla_lab.data.physical_ai_av.layout import RootLayout
 from vla_lab.data.physical_ai_av.poses import US, EgoTrajectory, PoseWindowError, window_offsets_us
 from vla_lab.data.physical_ai_av.video import (
@@ -43,7 +44,6 @@ from vla_lab.data.physical_ai_av.video import (
     read_parquet_member,
     read_timestamps,
 )
-from vla_lab.driving.commands import Commands
 from vla_lab.driving.unicycle import UnicycleActionSpace
 from vla_lab.utils.io import atomic_write
 
