@@ -48,7 +48,7 @@ from hydra.utils import instantiate
 
 from vla_lab import features as ft
 from vla_lab.data import datamodule_for
-from vla_lab.data.physical_ai_av.clips import HISTORY_ROT, HISTORY_XYZ
+from vla_lab.features import HISTORY_ROT, HISTORY_XYZ
 from vla_lab.runtime.policy import Policy, load_policy
 from vla_lab.train import train
 from vla_lab.utils.config import PROJECT_ROOT, compose_config

@@ -10,8 +10,8 @@ from hydra.utils import instantiate
 
 from vla_lab import features as ft
 from vla_lab.data import datamodule_for
-from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
 from vla_lab.driving.metrics import constant_velocity_rollout
+from vla_lab.features import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
 from vla_lab.models.lerobot.smolvla_unicycle import SmolVLAUnicycleModule, flow_loss_and_estimate
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.train import train

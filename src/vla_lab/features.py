@@ -12,6 +12,16 @@ on every dataset and our own models read every dataset the same way:
 - ``action.type``: int64 ``(T_act,)``, the Mobile VLA action class (-1 where unknown).
 - ``episode_index``, ``frame_index``, ``index``: int64, to trace every prediction to its source.
 
+Driving samples (PhysicalAI-AV) add, with poses in the ego frame at t0:
+
+- ``observation.images.front_wide``: the driving camera (``DRIVING_CAMERA``), whichever camera
+  the reader was told to read.
+- ``trajectory.future_xyz``: float32 ``(T_fut, 3)``, the logged future positions, one per step
+  of the unicycle action space (64), the ground truth of ADE/FDE;
+  ``trajectory.history_xyz`` / ``trajectory.history_rot``: float32 ``(T_hist, 3)`` /
+  ``(T_hist, 3, 3)``, the past poses (``n_history``, 16).
+- ``clip_id``: str and ``t0_us``: int, the clip and the sample's time in the clip's clock.
+
 ``T_obs`` and ``T_act`` follow the model's ``observation_delta_indices`` and
 ``action_delta_indices`` (frame offsets relative to the current frame, as in LeRobot).
 """
@@ -37,6 +47,12 @@ TASK = "task"
 EPISODE_INDEX = "episode_index"
 FRAME_INDEX = "frame_index"
 INDEX = "index"
+# Driving (PhysicalAI-AV): poses in the ego frame at t0, and where the sample comes from.
+FUTURE_XYZ = "trajectory.future_xyz"
+HISTORY_XYZ = "trajectory.history_xyz"
+HISTORY_ROT = "trajectory.history_rot"
+CLIP_ID = "clip_id"
+T0_US = "t0_us"
 
 STAT_NAMES = ("mean", "std", "min", "max", "q01", "q99")
 # A state/action dimension whose std is below this never varied in the episodes the stats saw.
@@ -45,6 +61,10 @@ MIN_STD = 1e-6
 
 def image_key(camera: str) -> str:
     return f"{IMAGE_PREFIX}{camera}"
+
+
+# The key a driving sample serves its camera under, whichever camera the reader reads.
+DRIVING_CAMERA = image_key("front_wide")
 
 
 def is_pad_key(key: str) -> str:

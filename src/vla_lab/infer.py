@@ -22,9 +22,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla_lab import features as ft
-from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ
 from vla_lab.driving.metrics import ade
 from vla_lab.evaluation.render import InferenceRenderer
+from vla_lab.features import FUTURE_XYZ
 from vla_lab.runtime.checkpoint import checkpoint_config
 from vla_lab.runtime.policy import load_policy
 from vla_lab.utils.config import compose_config

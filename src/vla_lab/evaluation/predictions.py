@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vla_lab import features as ft
-from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ
 from vla_lab.driving import metrics as av_metrics
 from vla_lab.driving.unicycle import yaw_from_rot
+from vla_lab.features import FUTURE_XYZ
 from vla_lab.models.module import VLAModule
 
 # Bird's-eye plots show this many samples: only their trajectories are kept, of all others errors.

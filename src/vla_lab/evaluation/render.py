@@ -15,8 +15,8 @@ import torch
 
 from vla_lab import features as ft
 from vla_lab.data.physical_ai_av.calibration import FThetaCamera, read_camera
-from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ
 from vla_lab.evaluation import video
+from vla_lab.features import FUTURE_XYZ
 from vla_lab.models.module import VLAModule
 
 

@@ -37,14 +37,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vla_lab import features as ft
-from vla_lab.data.physical_ai_av.clips import (
-    CAMERA_KEY,
-    CLIP_ID,
-    HISTORY_ROT,
-    HISTORY_XYZ,
-    T0_US,
-    PhysicalAIAVClips,
-)
+from vla_lab.data.physical_ai_av.clips import PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.samples import AVSamples
 from vla_lab.runtime.checkpoint import checkpoint_config
 from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
@@ -97,19 +90,19 @@ def replay_source(cfg: DictConfig) -> PhysicalAIAVClips:
 def _sensors(source: PhysicalAIAVClips, samples: AVSamples, k: int, t_s: float):
     """Sample k as the Agent's observation (without the task) and the Commander's `Frame`."""
     item = samples[k]
-    image = (item[CAMERA_KEY].mul(255).round().byte().permute(1, 2, 0)).numpy()
-    logged = source.clip_samples(item[CLIP_ID])
+    image = (item[ft.DRIVING_CAMERA].mul(255).round().byte().permute(1, 2, 0)).numpy()
+    logged = source.clip_samples(item[ft.CLIP_ID])
     i = int(item[ft.FRAME_INDEX])
     observation = {
-        CAMERA_KEY: image,
+        ft.DRIVING_CAMERA: image,
         ft.STATE: item[ft.STATE].numpy(),
-        HISTORY_XYZ: item[HISTORY_XYZ].numpy(),
-        HISTORY_ROT: item[HISTORY_ROT].numpy(),
+        ft.HISTORY_XYZ: item[ft.HISTORY_XYZ].numpy(),
+        ft.HISTORY_ROT: item[ft.HISTORY_ROT].numpy(),
     }
     frame = Frame(
         t_s,
-        item[CLIP_ID],
-        int(item[T0_US]),
+        item[ft.CLIP_ID],
+        int(item[ft.T0_US]),
         image,
         logged.fut_xyz[i],
         logged.fut_rot[i],

@@ -49,12 +49,6 @@ from vla_lab.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-CAMERA_KEY = ft.image_key("front_wide")
-FUTURE_XYZ = "trajectory.future_xyz"
-HISTORY_XYZ = "trajectory.history_xyz"
-HISTORY_ROT = "trajectory.history_rot"
-CLIP_ID = "clip_id"
-T0_US = "t0_us"
 STATE_NAMES = ("v0", "a0", "kappa0")
 T0_MODES = ("fixed", "stride")
 ON_BAD_CLIP = ("warn", "error")
@@ -487,12 +481,14 @@ class PhysicalAIAVClips:
         self.episodes()
         n_steps = self.action_space.n_steps
         return {
-            CAMERA_KEY: ft.Feature("video", (3, *self.image_size), ("channels", "height", "width")),
+            ft.DRIVING_CAMERA: ft.Feature(
+                "video", (3, *self.image_size), ("channels", "height", "width")
+            ),
             ft.STATE: ft.Feature("float32", (len(self.state_names),), tuple(self.state_names)),
             ft.ACTION: ft.Feature("float32", (2,), ("accel_norm", "curvature_norm")),
-            FUTURE_XYZ: ft.Feature("float32", (n_steps, 3), ("x", "y", "z")),
-            HISTORY_XYZ: ft.Feature("float32", (self.n_history, 3), ("x", "y", "z")),
-            HISTORY_ROT: ft.Feature("float32", (self.n_history, 3, 3)),
+            ft.FUTURE_XYZ: ft.Feature("float32", (n_steps, 3), ("x", "y", "z")),
+            ft.HISTORY_XYZ: ft.Feature("float32", (self.n_history, 3), ("x", "y", "z")),
+            ft.HISTORY_ROT: ft.Feature("float32", (self.n_history, 3, 3)),
         }
 
     def _state_columns(self) -> list[int]:

@@ -16,16 +16,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from vla_lab import features as ft
-from vla_lab.data.physical_ai_av.clips import (
-    CAMERA_KEY,
-    CLIP_ID,
-    FUTURE_XYZ,
-    HISTORY_ROT,
-    HISTORY_XYZ,
-    T0_US,
-    AVClip,
-    PhysicalAIAVClips,
-)
+from vla_lab.data.physical_ai_av.clips import AVClip, PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.video import ClipVideo
 
 
@@ -57,16 +48,16 @@ class AVSamples(Dataset):
         images = torch.stack([self._to_tensor(f) for f in self.frames(index)])
         n_steps = samples.action.shape[1]
         item = {
-            CAMERA_KEY: images[0] if len(images) == 1 else images,
+            ft.DRIVING_CAMERA: images[0] if len(images) == 1 else images,
             ft.STATE: torch.from_numpy(samples.state[i, self._state_columns]),
             ft.ACTION: torch.from_numpy(samples.action[i]),
             ft.ACTION_IS_PAD: torch.zeros(n_steps, dtype=torch.bool),
             ft.TASK: samples.task[i],
-            FUTURE_XYZ: torch.from_numpy(samples.fut_xyz[i]),
-            HISTORY_XYZ: torch.from_numpy(samples.hist_xyz[i]),
-            HISTORY_ROT: torch.from_numpy(samples.hist_rot[i]),
-            CLIP_ID: clip.clip_id,
-            T0_US: int(samples.t0_us[i]),
+            ft.FUTURE_XYZ: torch.from_numpy(samples.fut_xyz[i]),
+            ft.HISTORY_XYZ: torch.from_numpy(samples.hist_xyz[i]),
+            ft.HISTORY_ROT: torch.from_numpy(samples.hist_rot[i]),
+            ft.CLIP_ID: clip.clip_id,
+            ft.T0_US: int(samples.t0_us[i]),
             ft.EPISODE_INDEX: episode,
             ft.FRAME_INDEX: i,
             ft.INDEX: index,

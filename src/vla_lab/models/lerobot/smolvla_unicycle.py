@@ -27,9 +27,9 @@ from omegaconf import DictConfig
 
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
-from vla_lab.data.physical_ai_av.clips import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
 from vla_lab.driving import metrics as av_metrics
 from vla_lab.driving.unicycle import UnicycleActionSpace, yaw_from_rot
+from vla_lab.features import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
 from vla_lab.models.lerobot.loss import smolvla_masked_loss
 from vla_lab.models.lerobot.smolvla import SmolVLAModule
 from vla_lab.models.module import StepOutput
