@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric
 from vla_lab.features import Feature, Stats, require_features
 from vla_lab.models.finetune import count_parameters
 from vla_lab.utils.logging import get_logger
+from vla_lab.utils.moved import rewrite_moved_targets
 
 log = get_logger(__name__)
 
@@ -213,7 +214,9 @@ class VLAModule(pl.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         payload = checkpoint.get(CHECKPOINT_KEY, {})
         self.dataset_stats = payload.get("stats", self.dataset_stats)
-        self.run_config = payload.get("config", self.run_config)
+        config = payload.get("config", self.run_config)
+        # Saved again with the next checkpoint: with the current module paths.
+        self.run_config = rewrite_moved_targets(config) if config else config
         if "features" in payload:  # what the model was trained on: deployment checks against it
             self.dataset_features = {
                 key: Feature(f["dtype"], tuple(f["shape"]), tuple(f["names"] or ()) or None)

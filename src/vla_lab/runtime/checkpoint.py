@@ -9,10 +9,12 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from vla_lab.models.module import CHECKPOINT_KEY, VLAModule
+from vla_lab.utils.moved import rewrite_moved_targets
 
 
 def checkpoint_config(ckpt_path: str | Path) -> DictConfig:
-    """The resolved run config stored in a vla-lab checkpoint."""
+    """The resolved run config stored in a vla-lab checkpoint, `_target_`s of moved modules
+    pointing at their current place (`vla_lab.utils.moved`)."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -20,7 +22,7 @@ def checkpoint_config(ckpt_path: str | Path) -> DictConfig:
     payload = checkpoint.get(CHECKPOINT_KEY)
     if not payload or not payload.get("config"):
         raise ValueError(f"{path} is not a vla-lab checkpoint: it has no '{CHECKPOINT_KEY}.config'")
-    return OmegaConf.create(payload["config"])
+    return OmegaConf.create(rewrite_moved_targets(payload["config"], f"{path}'s config"))
 
 
 def load_module(ckpt_path: str | Path, map_location: str = "cpu") -> VLAModule:
