@@ -22,8 +22,11 @@ $(VENV_PYTHON):
 $(UV): $(VENV_PYTHON)
 	$(PY) -m pip install --quiet "uv==0.13.8"
 
+# Bytecode is compiled once here: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) every
+# process would otherwise recompile torch, transformers and LeRobot from source (~12 s per start).
 $(STAMP): pyproject.toml requirements.lock $(UV)
 	$(UV) pip install --python $(PY) -r requirements.lock -e ".[dev]"
+	$(PY) -W ignore -m compileall -q -j 0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') > /dev/null
 	touch $(STAMP)
 
 demo: setup
