@@ -122,3 +122,18 @@ def test_every_optuna_search_sweeps_keys_its_demo_experiment_has(make_cfg, searc
     assert params and cfg.optimized_metric
     for key in params:
         assert OmegaConf.select(cfg, key) is not None, f"{search} sweeps {key}, not in the config"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["experiment=roarm_act_demo", "head=lstm"], r"head=lstm does not fit model=act"),
+        (["model=kosmos_lstm", "head=act"], r"head=act does not fit model=kosmos_lstm"),
+        (["experiment=roarm_act_demo", "head=flow"], r"\['attention_mode'.*ACTConfig"),
+    ],
+)
+def test_a_head_that_does_not_fit_the_model_fails_at_start_up_naming_both(
+    make_cfg, overrides, message
+):
+    with pytest.raises(ConfigCheckError, match=message):
+        train(make_cfg(overrides))

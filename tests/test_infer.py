@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from conftest import DEMOS
 
+from vla_lab.data.formats import data_config_for
 from vla_lab.data.physical_ai_av import layout
 from vla_lab.data.physical_ai_av.calibration import read_camera
 from vla_lab.data.physical_ai_av.layout import RootLayout
 from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 from vla_lab.evaluation.video import PREDICTED
-from vla_lab.infer import infer, input_kind
+from vla_lab.infer import infer
 from vla_lab.utils.config import compose_config
 
 FRAMES = 6
@@ -109,4 +110,4 @@ def test_a_root_without_calibration_has_no_camera(tmp_path: Path):
 
 def test_an_unknown_input_names_the_formats_it_could_be(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="LeRobot dataset root"):
-        input_kind(tmp_path)
+        data_config_for(tmp_path)

@@ -142,7 +142,7 @@ def evaluate_checkpoint(
 def set_min_ade_samples(module, k: int | None) -> None:
     """Sample K trajectories per frame for `val/min_ade@K`, whatever K a driving checkpoint was
     trained with (None: its own). Other models predict one chunk: nothing to choose from."""
-    if k is not None and hasattr(module, "sample_trajectories"):
+    if k is not None and module.capabilities.trajectories:
         module.min_ade_samples = k
 
 

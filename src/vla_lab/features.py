@@ -24,14 +24,18 @@ Driving samples (PhysicalAI-AV) add, with poses in the ego frame at t0:
 
 ``T_obs`` and ``T_act`` follow the model's ``observation_delta_indices`` and
 ``action_delta_indices`` (frame offsets relative to the current frame, as in LeRobot).
+
+Every reader of an on-disk format implements ``DataSource`` (below); the datamodule, the commands
+and the runtime only call what it declares.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -164,3 +168,49 @@ def require_features(available: dict[str, Feature], required: list[str], who: st
 
 def stats_tensor(stats: Stats, key: str, name: str) -> torch.Tensor:
     return torch.as_tensor(stats[key][name], dtype=torch.float32)
+
+
+class DataSource(Protocol):
+    """What a reader of one on-disk format provides (structural: no base class to inherit).
+
+    Episodes are the unit of the train/val split (never frames); each has `path` (a file or an id
+    such as `<root>#<clip_id>`, unique and stable, the split's sort key), `scenario` (a dict the
+    split can stratify by) and `num_frames` (the samples it serves). `natural_action_delta_indices`
+    is the chunk the data was recorded for, served when no model asks for another.
+    `input_description` says what `recognises` accepts, for the message when nothing does.
+    """
+
+    input_description: str
+
+    def episodes(self) -> Sequence[Any]:
+        """Every usable episode (a synthetic source writes its data on first call)."""
+        ...
+
+    def features(self) -> dict[str, Feature]:
+        """Name -> type, shape and dimension names of what a sample holds."""
+        ...
+
+    def compute_stats(self, episodes: Sequence[Any]) -> Stats:
+        """Normalisation stats over `episodes` (the train split only)."""
+        ...
+
+    def natural_action_delta_indices(self) -> list[int]: ...
+
+    def dataset(
+        self,
+        episodes: Sequence[Any],
+        observation_delta_indices: Sequence[int],
+        action_delta_indices: Sequence[int],
+        transform: Any,
+    ) -> torch.utils.data.Dataset:
+        """Samples of `episodes` in this contract, at the model's relative frames."""
+        ...
+
+    def source_split(self, episodes: Sequence[Any]) -> tuple[list, list] | None:
+        """The dataset's own (train, val) episodes, or None when it has no split of its own."""
+        ...
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        """Whether `path` (a file or a directory) is in this format: `infer.py input=<path>`."""
+        ...

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla_lab import features as ft
+from vla_lab.data.formats import data_config_for
 from vla_lab.driving.metrics import ade
 from vla_lab.evaluation.render import InferenceRenderer
 from vla_lab.features import FUTURE_XYZ
@@ -33,25 +34,6 @@ from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
 
-# Input kind -> the data config that reads it.
-INPUT_DATA = {"mobile_vla": "mobile_vla_h5", "lerobot": "roarm_lerobot", "av": "nvidia_av"}
-
-
-def input_kind(path: Path) -> str:
-    """Which format `path` is, from its files; an unknown path names the three it could be."""
-    if path.is_file() and path.suffix in (".h5", ".hdf5"):
-        return "mobile_vla"
-    if (path / "clip_index.parquet").is_file():
-        return "av"
-    if (path / "meta" / "info.json").is_file():
-        return "lerobot"
-    if path.is_dir() and any(p.suffix in (".h5", ".hdf5") for p in path.rglob("*")):
-        return "mobile_vla"
-    raise FileNotFoundError(
-        f"input={path} is none of: a Mobile VLA .h5 episode or a directory of them, a LeRobot "
-        "dataset root (meta/info.json), a PhysicalAI-AV root (clip_index.parquet)"
-    )
-
 
 def input_data_config(input_path: str | None, trained: DictConfig, paths: DictConfig) -> DictConfig:
     """The data config reading `input_path`: the checkpoint's own when it reads that format
@@ -59,8 +41,7 @@ def input_data_config(input_path: str | None, trained: DictConfig, paths: DictCo
     if not input_path:
         return trained.data
     path = Path(input_path).expanduser().resolve()
-    name = INPUT_DATA[input_kind(path)]
-    default = compose_config([f"data={name}"]).data
+    default = compose_config([f"data={data_config_for(path)}"]).data
     same_reader = trained.data.source._target_ == default.source._target_
     data = OmegaConf.create(OmegaConf.to_container(trained.data if same_reader else default))
     with open_dict(data):
@@ -82,7 +63,7 @@ def infer(cfg: DictConfig) -> Path:
     data_cfg = (
         cfg.data if cfg.get("data") else input_data_config(cfg.get("input"), trained, cfg.paths)
     )
-    driving = hasattr(module, "predict_trajectory")
+    driving = module.capabilities.trajectories
     # One frame per item (the policy keeps the history); driving samples carry their whole future.
     actions = module.action_delta_indices if driving else [0]
     datamodule = instantiate(data_cfg, observation_delta_indices=[0], action_delta_indices=actions)

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from vla_lab.callbacks.final_validation import FinalValidation
 from vla_lab.data import datamodule_for
 from vla_lab.models.module import NONFINITE_POLICIES
-from vla_lab.utils.config_check import check_targets
+from vla_lab.utils.config_check import check_head_fits, check_targets
 from vla_lab.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from vla_lab.utils.io import atomic_write_text
 from vla_lab.utils.logging import get_logger, print_config_tree
@@ -35,6 +35,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validated once at its end, so the metrics always describe the weights it ends with.
     Re-running with the same `run_name` and `resume=auto` continues from the run's `last.ckpt`.
     """
+    check_head_fits(cfg)  # before the keys: a head of another family has none that fit
     check_targets(cfg)  # a misspelt model or source argument fails here, naming its file
     output_dir = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True)

@@ -1,9 +1,6 @@
 """The one LightningDataModule: episode-level split, train/val loaders, train-split stats.
 
-Generic over sources: any object with ``episodes()`` (items with ``path``, ``scenario`` (a
-dict) and ``num_frames``), ``features()``, ``dataset(episodes, observation_delta_indices,
-action_delta_indices, transform)``, ``compute_stats(episodes)`` and
-``natural_action_delta_indices()`` (``MobileVLAEpisodes`` is one; Hydra passes it already
+Generic over sources: any ``vla_lab.features.DataSource`` (Hydra passes it already
 instantiated). The natural action chunk is what the data was recorded for, served when no model
 asks for another (exploring data needs no model): driving, the 64-step horizon; Mobile VLA, the
 files' ``action_chunk_size``; LeRobot, one step.
@@ -30,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vla_lab.data.augment import build_train_transform
 from vla_lab.data.resumable import ResumableDataLoader
-from vla_lab.features import ACTION, Feature, Stats, save_stats
+from vla_lab.features import ACTION, DataSource, Feature, Stats, save_stats
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +44,7 @@ class VLADataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: Any,
+        source: DataSource,
         split: Mapping[str, Any] | None = None,
         augment: Mapping[str, Any] | None = None,
         batch_size: int = 8,
@@ -117,12 +114,13 @@ class VLADataModule(L.LightningDataModule):
         self._is_setup = True
 
     def _source_split(self, episodes: list) -> tuple[list, list]:
-        if not hasattr(self.source, "source_split"):
+        split = self.source.source_split(episodes)
+        if split is None:
             raise ValueError(
                 f"split.use_source=true, but {self.source!r} has no split of its own; set "
                 "data.split.use_source=false for a seeded split by episode."
             )
-        train, val = self.source.source_split(episodes)
+        train, val = split
         if not train or not val:
             raise ValueError(
                 f"The source's own split of {self.source!r} gives {len(train)} train and "

@@ -87,7 +87,7 @@ def collect_predictions(
     evaluation needs, per frame."""
     module = module.to(device).eval()
     now = module.action_delta_indices.index(0)
-    is_driving = hasattr(module, "predict_trajectory")
+    is_driving = module.capabilities.trajectories
     columns: dict[str, list[torch.Tensor]] = {}
     chunk_error_sum: torch.Tensor | None = None
     chunk_count: torch.Tensor | None = None

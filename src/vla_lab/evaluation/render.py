@@ -40,7 +40,7 @@ class InferenceRenderer:
         features = module.dataset_features
         self.camera_key = ft.image_keys(features)[0]
         self.names = list(features[ft.ACTION].names or [])
-        self.driving = hasattr(module, "predict_trajectory")
+        self.driving = module.capabilities.trajectories
         stats = module.dataset_stats.get(ft.ACTION, {})
         self.low = stats.get("min", [-1.0] * len(self.names))
         self.high = stats.get("max", [1.0] * len(self.names))

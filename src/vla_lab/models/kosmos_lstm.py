@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from torch import nn
 
 from vla_lab import features as ft
 from vla_lab.models.finetune import apply_finetune
 from vla_lab.models.heads.output import HeadOutput
-from vla_lab.models.module import StepOutput, VLAModule
+from vla_lab.models.kosmos_lstm_graph import kosmos_lstm_graph_export
+from vla_lab.models.module import Capabilities, GraphExport, StepOutput, VLAModule
 
 
 class KosmosLSTMPolicy(VLAModule):
@@ -27,6 +28,20 @@ class KosmosLSTMPolicy(VLAModule):
     the loss is Huber on normalised actions (+ weighted cross-entropy on the action class when
     the dataset has one), masked where the target step or its observation is padding.
     """
+
+    # Each frame is encoded on its own, so a deployed Policy encodes only the new frame.
+    capabilities = Capabilities(feature_cache=True, export_formats=("torchscript", "onnx"))
+
+    @classmethod
+    def head_problem(cls, model_cfg: DictConfig) -> str | None:
+        """The head group must build an action head module (`head=lstm`, `head=mlp`)."""
+        target = (model_cfg.get("head") or {}).get("_target_")
+        if target and issubclass(get_class(str(target)), nn.Module):
+            return None
+        return (
+            "it builds its action head from a `_target_` module (head=lstm or head=mlp); this head "
+            f"group {'builds ' + str(target) if target else 'is a list of LeRobot policy fields'}"
+        )
 
     def __init__(
         self,
@@ -140,6 +155,10 @@ class KosmosLSTMPolicy(VLAModule):
         (`vla_lab.runtime.Policy` does), instead of the whole window at every step.
         """
         return self.newest_chunk(self.head(features))
+
+    def export_graph(self, seed: int = 0) -> GraphExport:
+        """The control head (the backbone stays in PyTorch): `kosmos_lstm_graph`."""
+        return kosmos_lstm_graph_export(self, seed)
 
     # ---- loss ------------------------------------------------------------------------------
     def model_step(self, batch: dict) -> StepOutput:

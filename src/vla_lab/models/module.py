@@ -1,8 +1,9 @@
 """VLAModule: what every policy of the family shares (steps, metrics, optimizers, checkpoints).
 
 A subclass declares the frames it needs (`observation_delta_indices`, `action_delta_indices`), the
-features it consumes (`required_features`), and implements `model_step` and
-`predict_action_chunk`. Metrics and logging names are the same for every model:
+features it consumes (`required_features`), what it can do beyond acting (`capabilities`, read by
+runtime, evaluation and export, which never probe a model's methods or class), and implements
+`model_step` and `predict_action_chunk`. Metrics and logging names are the same for every model:
 
 - `train/loss`, `val/loss` and each loss term under `train/<term>`, `val/<term>`;
 - `val/mae`: mean absolute error of the first predicted action, in dataset units;
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -55,10 +57,51 @@ class StepOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model class can do beyond `predict_action_chunk`, each with the methods it implies.
+
+    - `trajectories`: a driving model; `predict_trajectory(batch)` and
+      `sample_trajectories(batch, k)` return controls and the poses they drive, and evaluation
+      reports ADE/FDE and minADE@K (`min_ade_samples`).
+    - `feature_cache`: `encode(images, tasks)` gives per-frame features that do not depend on the
+      other frames, and `predict_from_features(features)` the chunk from them, so a deployed
+      Policy encodes only each new frame.
+    - `export_formats`: what `python -m vla_lab.runtime.export format=...` writes for it:
+      `lerobot` (a LeRobot policy directory), `torchscript` / `onnx` (`export_graph()`).
+    - `graph_export_note`: why it has no graph export, when that needs saying (SmolVLA).
+    """
+
+    trajectories: bool = False
+    feature_cache: bool = False
+    export_formats: tuple[str, ...] = ()
+    graph_export_note: str = ""
+
+
+@dataclass
+class GraphExport:
+    """A module's control path as one fixed-shape graph (`VLAModule.export_graph`): the graph,
+    its input and output names, a batch-of-one example drawn like real inputs, what the PyTorch
+    module itself predicts for it (the reference the exported file is checked against), and the
+    normalisation constants folded into the graph (recorded beside the file)."""
+
+    graph: torch.nn.Module
+    input_names: list[str]
+    output_names: list[str]
+    example_inputs: dict[str, torch.Tensor]
+    reference_outputs: list[torch.Tensor]
+    stats_used: dict[str, dict]
+
+
+class CapabilityError(NotImplementedError):
+    """A caller asked a model for something its class does not declare in `capabilities`."""
+
+
 class VLAModule(pl.LightningModule):
     """Base LightningModule of every policy; see the module docstring for the contract."""
 
     required_features: list[str] = []
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,
@@ -81,6 +124,19 @@ class VLAModule(pl.LightningModule):
         self.val_mae = MeanMetric()
         self.val_baseline_mae = MeanMetric()
         self.val_action_type_acc = MeanMetric()
+
+    @classmethod
+    def built_class(cls, model_cfg: DictConfig) -> type[VLAModule]:
+        """The class `instantiate(model_cfg)` builds (targeting `cls`), to read its declared
+        capabilities before paying for a build; a family that picks its class from the config
+        (LeRobot's `policy_type`) says which."""
+        return cls
+
+    @classmethod
+    def head_problem(cls, model_cfg: DictConfig) -> str | None:
+        """Why `model_cfg.head` (the `head` group) cannot be this model's head, or None when it
+        fits: checked at start-up, so `model=act head=lstm` fails naming both."""
+        return None
 
     # ---- the contract subclasses implement -------------------------------------------------
     @property
@@ -106,6 +162,31 @@ class VLAModule(pl.LightningModule):
     def mean_action(self) -> torch.Tensor:
         """(A,) the train-split mean action: the trivial baseline of `val/baseline_mae`."""
         raise NotImplementedError
+
+    # ---- optional, each behind a declared capability (`Capabilities`) ---------------------
+    def _lacks(self, what: str) -> CapabilityError:
+        return CapabilityError(f"{type(self).__name__} does not declare {what} in its capabilities")
+
+    def predict_trajectory(self, batch: dict) -> dict[str, torch.Tensor]:
+        """`capabilities.trajectories`: one sampled plan per frame (controls and poses)."""
+        raise self._lacks("trajectories")
+
+    def sample_trajectories(self, batch: dict, n_samples: int) -> dict[str, torch.Tensor]:
+        """`capabilities.trajectories`: `n_samples` plans per frame, a sample axis after B."""
+        raise self._lacks("trajectories")
+
+    def encode(self, images: torch.Tensor, tasks: list[str]) -> torch.Tensor:
+        """`capabilities.feature_cache`: per-frame features (B, W, F) of images (B, W, C, H, W)."""
+        raise self._lacks("feature_cache")
+
+    def predict_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """`capabilities.feature_cache`: the chunk (B, T_act, A) from `encode`'s features."""
+        raise self._lacks("feature_cache")
+
+    def export_graph(self, seed: int = 0) -> GraphExport:
+        """`torchscript`/`onnx` in `capabilities.export_formats`: the graph to export."""
+        note = self.capabilities.graph_export_note
+        raise CapabilityError(note or f"{type(self).__name__} has no torchscript/onnx export")
 
     # ---- wiring to the data ---------------------------------------------------------------
     def attach_dataset(self, features: dict[str, Feature], stats: Stats) -> None:

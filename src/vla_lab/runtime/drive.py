@@ -66,12 +66,12 @@ def replay_source(cfg: DictConfig) -> PhysicalAIAVClips:
     options = OmegaConf.to_container(trained, resolve=True)
     options.pop("_target_")
     if str(cfg.input) == SYNTHETIC:
-        synthetic = OmegaConf.load(CONF_DIR / "data" / "av_synthetic.yaml").source.synthetic
+        # The clips the checkpoint trained on when they were synthetic, else the writer's defaults.
         options["root"] = str(Path(str(cfg.paths.data_dir)) / "av_synthetic")
-        options["synthetic"] = OmegaConf.to_container(synthetic, resolve=True)
+        options["synthetic"] = options.get("synthetic") or {}
     else:
         root = Path(str(cfg.input)).expanduser()
-        if not (root / "clip_index.parquet").is_file():
+        if not PhysicalAIAVClips.recognises(root):
             raise FileNotFoundError(
                 f"input={root} is not a PhysicalAI-AV root (no clip_index.parquet); give the "
                 f"root of a download or input={SYNTHETIC}"
@@ -157,8 +157,8 @@ def drive(cfg: DictConfig) -> dict[str, Any]:
 def _drive(cfg: DictConfig, agent_hz: float, duration_s: float, period_s: float) -> dict:
     output_dir = Path(str(cfg.paths.output_dir))
     policy = load_policy(cfg.ckpt_path, device=str(cfg.device))
-    if not hasattr(policy.module, "predict_trajectory"):
-        raise TypeError(f"{cfg.ckpt_path} is not a driving model (no predict_trajectory)")
+    if not policy.module.capabilities.trajectories:
+        raise TypeError(f"{cfg.ckpt_path} is not a driving model (it plans no trajectories)")
     source = replay_source(cfg)
     clips = source.episodes()
     if not clips:

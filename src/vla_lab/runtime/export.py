@@ -13,7 +13,7 @@ directory with its config edited or re-export it). `ACTPolicy.from_pretrained(di
 `SmolVLAPolicy.from_pretrained(dir)` and `make_pre_post_processors(policy.config,
 pretrained_path=dir)` then load it offline and act as our module does.
 
-`format=torchscript|onnx` writes one fixed-shape, batch-1 graph (what it covers per model:
+`format=torchscript|onnx` writes one fixed-shape, batch-1 graph (what it covers per model: its
 `export_graph`), then loads it back (`torch.jit.load` / `onnxruntime.InferenceSession`) and
 compares it with the PyTorch module on a sample; the file appears at `out` only when the largest
 absolute difference is within `atol` (default 1e-4 for float32, 1e-2 for float16). Beside it,
@@ -33,7 +33,6 @@ import sys
 from pathlib import Path
 
 from vla_lab.models.backbones.files import WEIGHT_SUFFIXES, build_dir_atomically
-from vla_lab.models.lerobot.base import LeRobotPolicyModule
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export_file import GRAPH_FORMATS, export_graph_file
 from vla_lab.utils.logging import get_logger
@@ -73,7 +72,7 @@ def export(
     if format in GRAPH_FORMATS:
         return export_graph_file(ckpt_path, final, format, atol, dtype)
     module = load_module(ckpt_path)
-    if not isinstance(module, LeRobotPolicyModule):
+    if "lerobot" not in module.capabilities.export_formats:
         raise ValueError(
             f"format=lerobot exports LeRobot policies (model=lerobot, act, smolvla); {ckpt_path} "
             f"holds a {type(module).__name__}."
@@ -83,7 +82,7 @@ def export(
     return final
 
 
-def write_lerobot_dir(module: LeRobotPolicyModule, directory: Path, final: Path) -> None:
+def write_lerobot_dir(module, directory: Path, final: Path) -> None:
     """Write `module`'s policy and processors into `directory`, to be read back from `final`."""
     policy = merged_policy(module.policy)
     config = copy.deepcopy(policy.config)

@@ -1,4 +1,5 @@
-"""Write a graph (`export_graph`) as a TorchScript or ONNX file, checked against PyTorch first.
+"""Write a module's graph (`VLAModule.export_graph`) as a TorchScript or ONNX file, checked
+against PyTorch first.
 
 The file is written beside `out` under a temporary name, loaded back by its runtime and compared
 with the PyTorch module on a sample; only a file within `atol` is renamed to `out`, and
@@ -16,13 +17,8 @@ import numpy as np
 import torch
 from hydra.utils import get_class
 
+from vla_lab.models.module import CapabilityError
 from vla_lab.runtime.checkpoint import checkpoint_config, load_module
-from vla_lab.runtime.export_graph import (
-    SMOLVLA_NOT_EXPORTABLE,
-    example_inputs,
-    graph_for,
-    reference_outputs,
-)
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -39,15 +35,19 @@ def export_graph_file(
     """Export `ckpt_path`'s graph to `final`, verified within `atol`; see the module docstring."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not one of {', '.join(DTYPES)}.")
-    target = str(checkpoint_config(ckpt_path).model._target_)
-    if get_class(target).__name__.startswith("SmolVLA"):  # before the (slow) module load
-        raise NotImplementedError(SMOLVLA_NOT_EXPORTABLE)
+    model_cfg = checkpoint_config(ckpt_path).model
+    target = str(model_cfg._target_)
+    module_class = get_class(target).built_class(model_cfg)
+    if format not in module_class.capabilities.export_formats:  # before the (slow) module load
+        formats = ", ".join(module_class.capabilities.export_formats) or "none"
+        raise CapabilityError(
+            module_class.capabilities.graph_export_note
+            or f"{module_class.__name__} has no {format} export (its formats: {formats})."
+        )
     atol = DEFAULT_ATOL[dtype] if atol is None else float(atol)
-    module = load_module(ckpt_path)
-    graph, input_names, output_names = graph_for(module)
-    inputs = example_inputs(module, graph)
-    expected = reference_outputs(module, inputs)
-    output_names = output_names[: len(expected)]
+    exported = load_module(ckpt_path).export_graph()
+    graph, input_names, output_names = exported.graph, exported.input_names, exported.output_names
+    inputs, expected = exported.example_inputs, exported.reference_outputs
 
     device = torch.device("cuda" if dtype == "float16" and torch.cuda.is_available() else "cpu")
     if dtype != "float32" or device.type != "cpu":  # the module's own layers stay as they are
@@ -99,7 +99,7 @@ def export_graph_file(
             "atol": atol,
             "passed": True,
         },
-        "stats": stats_used(graph),
+        "stats": exported.stats_used,
     }
     write_text_atomically(Path(f"{final}.json"), json.dumps(sidecar, indent=2))
     log.info("Exported %s to %s (max abs error %.3g <= atol %g)", ckpt_path, final, max_error, atol)
@@ -145,19 +145,6 @@ def run_graph(
     session = ort.InferenceSession(str(path), providers=providers)
     feeds = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=True)}
     return [torch.from_numpy(np.asarray(o)) for o in session.run(None, feeds)]
-
-
-def stats_used(graph: torch.nn.Module) -> dict:
-    """The normalisation constants folded into `graph`, for the sidecar."""
-    if hasattr(graph, "stats_used"):
-        return graph.stats_used()
-    return {
-        "action": {
-            "mode": "min_max (RoboVLMs: [-1, 1] from the train split's min/max)",
-            "center": graph.center.float().cpu().tolist(),
-            "half_range": graph.half_range.float().cpu().tolist(),
-        }
-    }
 
 
 def write_text_atomically(path: Path, text: str) -> None:

@@ -97,7 +97,7 @@ class Policy:
         self.n_action_steps = n_action_steps or hparams.get("n_action_steps")
         # Models that encode each frame of the window on its own (Kosmos-LSTM) keep the features
         # of the frames already seen and encode only the new ones.
-        self.caches_features = self.window > 1 and hasattr(module, "predict_from_features")
+        self.caches_features = self.window > 1 and module.capabilities.feature_cache
         self._frames: dict[str, deque[torch.Tensor]] = {}
         self._queue: deque[np.ndarray] = deque()
         self.reset()
@@ -138,8 +138,6 @@ class Policy:
     def predict_trajectory(self, observation: dict[str, Any]) -> dict[str, np.ndarray]:
         """Driving models: controls and the trajectory they drive (`action`, `controls`,
         `future_xyz` (64, 3), `future_rot`), one control step."""
-        if not hasattr(self.module, "predict_trajectory"):
-            raise TypeError(f"{type(self.module).__name__} does not predict trajectories")
         out = self.module.predict_trajectory(self._batch(observation))
         return {k: v[0].float().cpu().numpy() for k, v in out.items()}
 

@@ -44,6 +44,22 @@ def check_targets(cfg: DictConfig, skip: tuple[str, ...] = ("hydra",)) -> None:
         raise ConfigCheckError("config keys that do not fit:\n  " + "\n  ".join(problems))
 
 
+def check_head_fits(cfg: DictConfig) -> None:
+    """Raise `ConfigCheckError` when the head group cannot be the model's head (the model class
+    says why: `VLAModule.head_problem`), naming both choices, before anything is built."""
+    model_cfg = cfg.get("model")
+    if not model_cfg or "_target_" not in model_cfg or "head" not in model_cfg:
+        return
+    model_class = get_object(str(model_cfg._target_)).built_class(model_cfg)
+    problem = model_class.head_problem(model_cfg)
+    if problem:
+        choices = OmegaConf.select(_hydra_node(cfg), "runtime.choices", default=None) or {}
+        model, head = choices.get("model", model_class.__name__), choices.get("head", "?")
+        raise ConfigCheckError(
+            f"head={head} does not fit model={model} ({model_class.__name__}): {problem}."
+        )
+
+
 def where_set(cfg: DictConfig, full_key: str) -> str:
     """The config files (or the command-line override) that set `full_key`, best effort."""
     hydra = _hydra_node(cfg)

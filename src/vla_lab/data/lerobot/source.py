@@ -163,6 +163,16 @@ class LeRobotEpisodes:
         features[TASK] = Feature("string", ())
         return features
 
+    input_description = "a LeRobot dataset root (meta/info.json)"
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        return (path / "meta" / "info.json").is_file()
+
+    def source_split(self, episodes: Sequence[LeRobotEpisode]) -> None:
+        """None: we read no split from `info.json`; the datamodule makes a seeded one."""
+        return None
+
     def natural_action_delta_indices(self) -> list[int]:
         """One step: a LeRobot frame stores one action (a policy's chunk is the policy's own)."""
         return [0]

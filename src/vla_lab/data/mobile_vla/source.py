@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 UNKNOWN_ACTION_TYPE = -1
 COLOR_ORDERS = ("auto", "bgr", "rgb")
 BAD_FILE_POLICIES = ("skip", "error")
+EPISODE_SUFFIXES = (".h5", ".hdf5")
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,19 @@ class MobileVLAEpisodes:
         return info, episode
 
     # ------------------------------------------------------------- serving
+    input_description = "a Mobile VLA .h5 episode or a directory of them"
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        """An episode file, or a directory holding one anywhere below it."""
+        if path.is_file():
+            return path.suffix in EPISODE_SUFFIXES
+        return path.is_dir() and any(p.suffix in EPISODE_SUFFIXES for p in path.rglob("*"))
+
+    def source_split(self, episodes: list[EpisodeInfo]) -> None:
+        """None: the collector's files carry no split; the datamodule makes a seeded one."""
+        return None
+
     def serves_action_type(self) -> bool:
         """Whether samples carry ``action.type`` (any scanned file has it, and it is enabled)."""
         return self.use_action_type and any(e.has_action_type for e in self.episodes())
@@ -282,11 +296,11 @@ class MobileVLAEpisodes:
 
 
 def _episode_paths(root: Path) -> list[Path]:
-    if root.is_file() and root.suffix in (".h5", ".hdf5"):  # one episode (infer.py input=)
+    if root.is_file() and root.suffix in EPISODE_SUFFIXES:  # one episode (infer.py input=)
         return [root]
     if not root.is_dir():
         return []
-    paths = [p for p in root.rglob("*") if p.suffix in (".h5", ".hdf5") and p.is_file()]
+    paths = [p for p in root.rglob("*") if p.suffix in EPISODE_SUFFIXES and p.is_file()]
     # Hidden entries below root (editor temp files, unfinished synthetic writes) are not episodes.
     hidden = [any(part.startswith(".") for part in p.relative_to(root).parts) for p in paths]
     return sorted(p for p, skip in zip(paths, hidden, strict=True) if not skip)

@@ -501,6 +501,12 @@ class PhysicalAIAVClips:
         states = np.concatenate([s.state[:, self._state_columns()] for s in samples])
         return {ft.ACTION: ft.compute_stats(actions), ft.STATE: ft.compute_stats(states)}
 
+    input_description = "a PhysicalAI-AV root (clip_index.parquet)"
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        return (path / layout.CLIP_INDEX).is_file()
+
     def source_split(self, episodes: Sequence[AVClip]) -> tuple[list[AVClip], list[AVClip]]:
         """The released split (`clip_index.parquet`'s `split`): train, and val (test unused)."""
         return (

@@ -9,8 +9,10 @@ from __future__ import annotations
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.models.finetune import count_parameters
+from vla_lab.models.lerobot.act_graph import act_graph_export
 from vla_lab.models.lerobot.base import LeRobotPolicyModule
 from vla_lab.models.lerobot.loss import act_masked_loss
+from vla_lab.models.module import Capabilities, GraphExport
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -25,6 +27,7 @@ class ACTModule(LeRobotPolicyModule):
     head/backbone groups are `ACTConfig` fields.
     """
 
+    capabilities = Capabilities(export_formats=("lerobot", "torchscript", "onnx"))
     policy_type = "act"
     finetune_modes = ("full", "frozen")
     has_masked_loss = True
@@ -85,6 +88,10 @@ class ACTModule(LeRobotPolicyModule):
             counts["total"],
             self.dataset_features[ft.ACTION].shape,
         )
+
+    def export_graph(self, seed: int = 0) -> GraphExport:
+        """The whole policy at inference, its normaliser folded in (`act_graph`)."""
+        return act_graph_export(self, seed)
 
 
 def _shape(feature) -> tuple[int, ...] | None:

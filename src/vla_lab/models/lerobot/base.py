@@ -38,7 +38,7 @@ from vla_lab.models.lerobot.config import (
     read_policy_config,
 )
 from vla_lab.models.lerobot.loss import check_loss_mode, lerobot_loss
-from vla_lab.models.module import CHECKPOINT_KEY, StepOutput, VLAModule
+from vla_lab.models.module import CHECKPOINT_KEY, Capabilities, StepOutput, VLAModule
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -139,6 +139,7 @@ class LeRobotPolicyModule(VLAModule):
     `apply_finetune()` and the class attributes below.
     """
 
+    capabilities = Capabilities(export_formats=("lerobot",))
     policy_type: str | None = None
     finetune_modes: tuple[str, ...] = ("full",)
     has_masked_loss = False
@@ -149,10 +150,14 @@ class LeRobotPolicyModule(VLAModule):
     observation_history = True
 
     def __new__(cls, *args, **kwargs):
-        if cls is LeRobotPolicyModule and kwargs.get("policy_type") in SPECIALISED:
-            module_name, _, class_name = SPECIALISED[kwargs["policy_type"]].rpartition(".")
-            cls = getattr(importlib.import_module(module_name), class_name)
-        return super().__new__(cls)
+        return super().__new__(cls.built_class(kwargs))
+
+    @classmethod
+    def built_class(cls, model_cfg) -> type[VLAModule]:
+        if cls is LeRobotPolicyModule and model_cfg.get("policy_type") in SPECIALISED:
+            module_name, _, class_name = SPECIALISED[model_cfg["policy_type"]].rpartition(".")
+            return getattr(importlib.import_module(module_name), class_name)
+        return cls
 
     def __init__(
         self,
@@ -204,6 +209,28 @@ class LeRobotPolicyModule(VLAModule):
         self.postprocessor = None
 
     required_features = [ft.ACTION]
+
+    # Head-group keys the module itself reads (not policy config fields), e.g. SmolVLA-unicycle's
+    # `trajectory_loss`.
+    module_head_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def head_problem(cls, model_cfg: DictConfig) -> str | None:
+        """The head group must be fields of the policy's LeRobot config (head=act, flow, ...)."""
+        head = model_cfg.get("head") or {}
+        policy_type = model_cfg.get("policy_type") or cls.policy_type
+        config_class = lr.PreTrainedConfig.get_choice_class(policy_type)
+        if "_target_" in head:
+            return (
+                f"LeRobot policy {policy_type!r} takes its head as {config_class.__name__} fields "
+                f"(e.g. head=act for ACT, head=flow for SmolVLA); this head group builds "
+                f"{head['_target_']}"
+            )
+        known = {f.name for f in dataclasses.fields(config_class)} | set(cls.module_head_keys)
+        unknown = sorted(set(head) - known)
+        if unknown:
+            return f"its head sets {unknown}, which {config_class.__name__} does not have"
+        return None
 
     @property
     def config_class(self) -> type:

@@ -19,6 +19,7 @@ from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
 from vla_lab.models.finetune import apply_finetune, count_parameters
 from vla_lab.models.lerobot.base import LeRobotPolicyModule
 from vla_lab.models.lerobot.loss import smolvla_masked_loss
+from vla_lab.models.module import Capabilities
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -26,6 +27,13 @@ log = get_logger(__name__)
 VLM_ATTR = "policy.model.vlm_with_expert.vlm"  # SmolVLMForConditionalGeneration; `.model` holds
 # `text_model` and `vision_model`, the scopes apply_finetune expects.
 OFFLINE_HINT = "Offline use a local directory, or the tiny VLM: `backbone=smolvlm_tiny`."
+SMOLVLA_NOT_EXPORTABLE = (
+    "SmolVLA is not exportable to a TorchScript/ONNX graph: its flow sampling runs the SmolVLM2 "
+    "prefix once into a transformers KV cache (a Python `DynamicCache` object, not a tensor) and "
+    "then `num_steps` Euler steps of the action expert against it, after tokenising the task in "
+    "Python; neither torch.jit.trace nor the ONNX exporter captures the cache object. Deploy it "
+    "with `load_policy(ckpt)` (PyTorch) or export it with format=lerobot."
+)
 
 
 class SmolVLAModule(LeRobotPolicyModule):
@@ -36,6 +44,9 @@ class SmolVLAModule(LeRobotPolicyModule):
     loss, and the three finetune modes (frozen: LeRobot's expert-only training; full; lora).
     """
 
+    capabilities = Capabilities(
+        export_formats=("lerobot",), graph_export_note=SMOLVLA_NOT_EXPORTABLE
+    )
     policy_type = "smolvla"
     finetune_modes = ("full", "frozen", "lora")
     has_masked_loss = True

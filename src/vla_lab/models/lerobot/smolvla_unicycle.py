@@ -21,6 +21,8 @@ for a car than for an arm.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
@@ -42,6 +44,8 @@ class SmolVLAUnicycleModule(SmolVLAModule):
     """SmolVLA + unicycle integration layer; `predict_trajectory` gives controls and poses."""
 
     required_features = [ft.ACTION, ft.STATE, FUTURE_XYZ, HISTORY_XYZ, HISTORY_ROT]
+    capabilities = dataclasses.replace(SmolVLAModule.capabilities, trajectories=True)
+    module_head_keys = ("trajectory_loss",)
 
     def __init__(
         self,

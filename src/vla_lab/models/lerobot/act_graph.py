@@ -1,17 +1,8 @@
-"""What `format=torchscript|onnx` exports: a trained module's control path as one fixed-shape graph.
+"""ACT's exportable graph: the whole policy at inference, LeRobot's normaliser folded in.
 
-Each graph takes raw inputs and returns actions in dataset units, the normalisation folded in as
-constants, so a runtime (TorchScript, onnxruntime, TensorRT via `trtexec`) needs no stats file.
-
-- Kosmos-LSTM: the control head only. `features (1, W, hidden)` (the action token's last hidden
-  state for each of the last W frames, from `module.encode`) -> `actions (1, chunk_size, A)`, the
-  chunk at the newest frame (+ `action_type_logits (1, chunk_size, K)` when the head has them).
-  The Kosmos-2 backbone stays in PyTorch: on the edge the 1.6B VLM is served by TensorRT-LLM or
-  HF transformers, and what we export is the control head that runs after it.
-- ACT: the whole policy at inference (no VAE sampling: the latent is zeros).
-  `observation.state (1, S)` and each camera `(1, 3, H, W)` float in [0, 1] (named by the
-  dataset's camera keys) -> `actions (1, chunk_size, A)`, LeRobot's (un)normaliser folded in.
-- SmolVLA: not exported, see `SMOLVLA_NOT_EXPORTABLE`.
+`observation.state (1, S)` and each camera `(1, 3, H, W)` float in [0, 1] (named by the dataset's
+camera keys) -> `actions (1, chunk_size, A)` in dataset units, with no VAE sampling (the latent is
+zeros), so a runtime (TorchScript, onnxruntime, TensorRT via `trtexec`) needs no stats file.
 """
 
 from __future__ import annotations
@@ -23,34 +14,7 @@ from torch import nn
 
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
-from vla_lab.models.kosmos_lstm import KosmosLSTMPolicy
-from vla_lab.models.module import VLAModule
-
-SMOLVLA_NOT_EXPORTABLE = (
-    "SmolVLA is not exportable to a TorchScript/ONNX graph: its flow sampling runs the SmolVLM2 "
-    "prefix once into a transformers KV cache (a Python `DynamicCache` object, not a tensor) and "
-    "then `num_steps` Euler steps of the action expert against it, after tokenising the task in "
-    "Python; neither torch.jit.trace nor the ONNX exporter captures the cache object. Deploy it "
-    "with `load_policy(ckpt)` (PyTorch) or export it with format=lerobot."
-)
-
-
-class KosmosLSTMHeadGraph(nn.Module):
-    """Kosmos-LSTM's head + unnormalisation: `(B, W, hidden)` features -> newest-frame chunk."""
-
-    def __init__(self, module: KosmosLSTMPolicy) -> None:
-        super().__init__()
-        self.head = module.head
-        center = (module.action_max + module.action_min) / 2
-        self.register_buffer("center", center.detach().clone())
-        self.register_buffer("half_range", module._half_range().detach().clone())
-
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.head(features)
-        actions = out.actions[:, -1] * self.half_range + self.center
-        if out.type_logits is None:
-            return (actions,)
-        return actions, out.type_logits[:, -1]
+from vla_lab.models.module import GraphExport
 
 
 class FoldedNormalization(nn.Module):
@@ -161,35 +125,13 @@ class ACTGraph(nn.Module):
         return self.action(self.model(batch)[0])
 
 
-def graph_for(module: VLAModule) -> tuple[nn.Module, list[str], list[str]]:
-    """The exportable graph of `module`, its input names and its output names."""
-    from vla_lab.models.lerobot.act import ACTModule  # LeRobot-heavy imports only when needed
-
-    if isinstance(module, KosmosLSTMPolicy):
-        graph = KosmosLSTMHeadGraph(module)
-        outputs = ["actions"] + (["action_type_logits"] if graph.head.decoder.types else [])
-        return graph, ["features"], outputs
-    if isinstance(module, ACTModule):
-        graph = ACTGraph(module)
-        return graph, graph.input_names, ["actions"]
-    if type(module).__name__.startswith("SmolVLA"):
-        raise NotImplementedError(SMOLVLA_NOT_EXPORTABLE)
-    raise ValueError(
-        f"{type(module).__name__} has no graph export; format=torchscript|onnx supports "
-        "Kosmos-LSTM (model=kosmos_lstm, the head) and ACT (model=act)."
-    )
-
-
-def example_inputs(module: VLAModule, graph: nn.Module, seed: int = 0) -> dict[str, torch.Tensor]:
-    """A batch-of-one sample for the graph, drawn like real inputs: Kosmos-LSTM features are the
-    backbone's encoding of random frames; ACT's state is drawn from the dataset's mean and std."""
+@torch.no_grad()
+def act_graph_export(module, seed: int) -> GraphExport:
+    """ACT's graph, with a state drawn from the dataset's mean and std and random frames as its
+    example input, and the module's own `predict_action_chunk` of it as the reference."""
+    graph = ACTGraph(module)
     gen = torch.Generator().manual_seed(seed)
     features = module.dataset_features
-    if isinstance(graph, KosmosLSTMHeadGraph):
-        size = tuple(features[module.image_key].shape)
-        frames = torch.rand(1, module.window_size, *size, generator=gen)
-        with torch.no_grad():
-            return {"features": module.encode(frames, ["export check"]).float()}
     inputs = {}
     for name in graph.input_names:
         shape = tuple(features[name].shape)
@@ -200,17 +142,5 @@ def example_inputs(module: VLAModule, graph: nn.Module, seed: int = 0) -> dict[s
             inputs[name] = (mean + std * torch.randn(1, *shape, generator=gen)).float()
         else:
             inputs[name] = torch.rand(1, *shape, generator=gen)
-    return inputs
-
-
-@torch.no_grad()
-def reference_outputs(module: VLAModule, inputs: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-    """What the PyTorch module itself predicts for `inputs` (its own code path, not the graph's)."""
-    if isinstance(module, KosmosLSTMPolicy):
-        out = module.head(inputs["features"])
-        result = [module.newest_chunk(out)]
-        if out.type_logits is not None:
-            result.append(out.type_logits[:, -1])
-        return result
-    batch = {**inputs, ft.TASK: ["export check"]}
-    return [module.predict_action_chunk(batch)]
+    reference = [module.predict_action_chunk({**inputs, ft.TASK: ["export check"]})]
+    return GraphExport(graph, graph.input_names, ["actions"], inputs, reference, graph.stats_used())
