@@ -5,6 +5,8 @@ Positions are (..., T, >=2) in the ego frame at t0; only XY counts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -131,3 +133,59 @@ def constant_velocity_rollout(v0: Tensor, n_steps: int = 64, dt: float = 0.1) ->
     x = v0[..., None] * t
     zero = torch.zeros_like(x)
     return torch.stack([x, zero, zero], dim=-1)
+
+
+@dataclass
+class FrameErrors:
+    """Per-frame errors of K sampled plans (the one place driving metrics are assembled, for
+    validation and for evaluation alike). `step_error` / `baseline_step_error` (N, T): XY distance
+    at each step of the first sample (one prediction, as deployed) and of the baseline;
+    `comfort` (N,) bool, of the first sample; `min_ade` / `min_fde` (N,): of the best of the
+    `n_samples` samples by ADE (`min_ade_fde`)."""
+
+    dt: float
+    n_samples: int
+    step_error: Tensor
+    baseline_step_error: Tensor
+    comfort: Tensor
+    min_ade: Tensor
+    min_fde: Tensor
+
+    @classmethod
+    def of(
+        cls, samples_xy: Tensor, first_yaw: Tensor, true_xy: Tensor, baseline_xy: Tensor, dt: float
+    ) -> FrameErrors:
+        """From samples (N, K, T, >=2), the first sample's yaw (N, T), the logged future and the
+        baseline (N, T, >=2)."""
+        true_xy, pred_xy = true_xy[..., :2], samples_xy[:, 0, :, :2]
+        min_ade, min_fde = min_ade_fde(samples_xy[..., :2], true_xy)
+        return cls(
+            dt=float(dt),
+            n_samples=samples_xy.shape[1],
+            step_error=torch.linalg.vector_norm(pred_xy - true_xy, dim=-1),
+            baseline_step_error=torch.linalg.vector_norm(baseline_xy[..., :2] - true_xy, dim=-1),
+            comfort=comfort(pred_xy, first_yaw, dt),
+            min_ade=min_ade,
+            min_fde=min_fde,
+        )
+
+    def horizons_s(self) -> list[float]:
+        """`HORIZONS_S` within the plan, and the full horizon (6.4 s for 64 steps at 10 Hz)."""
+        full = round(self.step_error.shape[-1] * self.dt, 6)
+        return [s for s in HORIZONS_S if s < full] + [full]
+
+    def per_frame(self, horizons: bool = False) -> dict[str, Tensor]:
+        """Named per-frame values (N,), averaged over frames as `val/<name>`: ade, fde,
+        min_ade@K, min_fde@K, comfort, baseline_ade/fde and, with `horizons`, ade_<s>s and
+        fde_<s>s of the plan and the baseline at each of `horizons_s()`."""
+        k = self.n_samples
+        values = {f"min_ade@{k}": self.min_ade, f"min_fde@{k}": self.min_fde}
+        values["comfort"] = self.comfort.float()
+        for prefix, error in (("", self.step_error), ("baseline_", self.baseline_step_error)):
+            values[f"{prefix}ade"] = error.mean(-1)
+            values[f"{prefix}fde"] = error[:, -1]
+            for seconds in self.horizons_s() if horizons else ():
+                steps = horizon_steps(seconds, self.dt)
+                values[f"{prefix}ade_{seconds:g}s"] = error[:, :steps].mean(-1)
+                values[f"{prefix}fde_{seconds:g}s"] = error[:, steps - 1]
+        return values

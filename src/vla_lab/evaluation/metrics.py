@@ -5,7 +5,6 @@ horizon, minADE/minFDE over K samples and the comfort rate. Names follow trainin
 
 from __future__ import annotations
 
-from vla_lab.driving.metrics import HORIZONS_S, horizon_steps
 from vla_lab.evaluation.predictions import DrivingPredictions, SplitPredictions
 
 
@@ -24,31 +23,14 @@ def action_metrics(predictions: SplitPredictions) -> dict[str, float]:
     return metrics
 
 
-def horizons_s(driving: DrivingPredictions) -> list[float]:
-    """The horizons reported (s): `HORIZONS_S` within the prediction, and the full horizon
-    (6.4 s for 64 steps at 10 Hz) from the model's own length."""
-    full = round(driving.step_error.shape[-1] * driving.dt, 6)
-    return [s for s in HORIZONS_S if s < full] + [full]
-
-
 def driving_metrics(driving: DrivingPredictions) -> dict[str, float]:
     """ADE/FDE overall and at each horizon (`val/ade_<s>s`, `val/fde_<s>s`) of one sampled
     trajectory per frame, the same for the constant-velocity baseline (`val/baseline_ade...`),
     `val/min_ade@K`/`val/min_fde@K` of the best of K samples by ADE (AR1's minADE6 is
-    `val/min_ade@6`, never `val/ade`), and `val/comfort` (rate in [0, 1])."""
-    metrics: dict[str, float] = {}
-    errors = {"": driving.step_error, "baseline_": driving.baseline_step_error}
-    for prefix, step_error in errors.items():
-        metrics[f"val/{prefix}ade"] = step_error.mean().item()
-        metrics[f"val/{prefix}fde"] = step_error[:, -1].mean().item()
-        for seconds in horizons_s(driving):
-            steps = horizon_steps(seconds, driving.dt)
-            metrics[f"val/{prefix}ade_{seconds:g}s"] = step_error[:, :steps].mean().item()
-            metrics[f"val/{prefix}fde_{seconds:g}s"] = step_error[:, steps - 1].mean().item()
-    metrics[f"val/min_ade@{driving.n_samples}"] = driving.min_ade.mean().item()
-    metrics[f"val/min_fde@{driving.n_samples}"] = driving.min_fde.mean().item()
-    metrics["val/comfort"] = driving.comfort.float().mean().item()
-    return metrics
+    `val/min_ade@6`, never `val/ade`), and `val/comfort` (rate in [0, 1]): the per-frame values
+    validation logs (`FrameErrors.per_frame`), averaged over the split."""
+    per_frame = driving.errors.per_frame(horizons=True)
+    return {f"val/{name}": values.mean().item() for name, values in per_frame.items()}
 
 
 def prediction_metrics(predictions: SplitPredictions) -> dict[str, float]:

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from vla_lab.evaluation.metrics import horizons_s
+from vla_lab.driving.metrics import horizon_steps
 from vla_lab.evaluation.predictions import DrivingPredictions, SplitPredictions
 from vla_lab.utils.io import atomic_write
 
@@ -106,15 +106,14 @@ def error_by_horizon(driving: DrivingPredictions) -> Figure:
     model and the constant-velocity baseline."""
     fig = Figure(figsize=(6, 3.5))
     ax = fig.subplots()
-    times = torch.arange(1, driving.step_error.shape[-1] + 1) * driving.dt
-    curves = (
-        (driving.step_error, "model", "tab:blue"),
-        (driving.baseline_step_error, "CV", "gray"),
-    )
+    errors = driving.errors
+    times = torch.arange(1, errors.step_error.shape[-1] + 1) * errors.dt
+    curves = ((errors.step_error, "model", "tab:blue"), (errors.baseline_step_error, "CV", "gray"))
+    horizons = errors.horizons_s()
     for step_error, label, color in curves:
         ax.plot(times, step_error.mean(0), color=color, label=f"{label}: error at t")
-        ade = [step_error[:, : max(1, round(s / driving.dt))].mean() for s in horizons_s(driving)]
-        ax.plot(horizons_s(driving), ade, "o--", color=color, label=f"{label}: ADE over [0, t]")
+        ade = [step_error[:, : horizon_steps(s, errors.dt)].mean() for s in horizons]
+        ax.plot(horizons, ade, "o--", color=color, label=f"{label}: ADE over [0, t]")
     ax.set_xlabel("horizon (s)")
     ax.set_ylabel("XY error (m)")
     ax.set_title("Error by horizon")

@@ -16,33 +16,23 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from vla_lab import features as ft
-from vla_lab.driving import metrics as av_metrics
+from vla_lab.driving.metrics import FrameErrors
 from vla_lab.driving.unicycle import yaw_from_rot
 from vla_lab.features import FUTURE_XYZ
 from vla_lab.models.module import VLAModule
 
 # Bird's-eye plots show this many samples: only their trajectories are kept, of all others errors.
 KEPT_TRAJECTORIES = 4
+ERROR_FIELDS = ("step_error", "baseline_step_error", "comfort", "min_ade", "min_fde")
 
 
 @dataclass
 class DrivingPredictions:
-    """Per-sample trajectory errors of a driving model; positions in the ego frame at t0 (m).
+    """A driving model's per-frame errors (`driving.metrics.FrameErrors`, as validation computes
+    them) and, for plots, the first frames' trajectories `pred_xy`/`true_xy`/`baseline_xy`
+    (KEPT_TRAJECTORIES, T, 2) in the ego frame at t0 (m)."""
 
-    `step_error`/`baseline_step_error` (N, T): XY distance at every future step of one sampled
-    trajectory (the single-sample prediction, as deployed) and of the constant-velocity baseline.
-    `comfort` (N,) bool, of that sample. `min_ade`/`min_fde` (N,): of the best of `n_samples`
-    sampled trajectories by ADE (`driving.metrics.min_ade_fde`). `pred_xy`/`true_xy`/`baseline_xy`
-    (KEPT_TRAJECTORIES, T, 2): the first frames, for plots.
-    """
-
-    dt: float
-    step_error: torch.Tensor
-    baseline_step_error: torch.Tensor
-    comfort: torch.Tensor
-    n_samples: int
-    min_ade: torch.Tensor
-    min_fde: torch.Tensor
+    errors: FrameErrors
     pred_xy: torch.Tensor
     true_xy: torch.Tensor
     baseline_xy: torch.Tensor
@@ -132,31 +122,24 @@ def collect_predictions(
 
 
 def _keep_driving(module, batch: dict, samples: dict, keep) -> None:
-    """Errors of the first sample (the single-sample prediction) and of the best of all."""
+    """The frame errors of the samples, and the first sample's trajectory for plots."""
     true_xy = batch[FUTURE_XYZ][..., :2]
-    all_xy = samples["future_xyz"][..., :2]
-    pred_xy, pred_yaw = all_xy[:, 0], yaw_from_rot(samples["future_rot"][:, 0])
     baseline_xy = module.baseline_trajectory(batch)[..., :2]
-    min_ade, min_fde = av_metrics.min_ade_fde(all_xy, true_xy)
-    keep("step_error", torch.linalg.vector_norm(pred_xy - true_xy, dim=-1))
-    keep("baseline_step_error", torch.linalg.vector_norm(baseline_xy - true_xy, dim=-1))
-    keep("comfort", av_metrics.comfort(pred_xy, pred_yaw, module.action_space.dt))
-    keep("min_ade", min_ade)
-    keep("min_fde", min_fde)
-    keep("pred_xy", pred_xy[:KEPT_TRAJECTORIES])
+    first_yaw = yaw_from_rot(samples["future_rot"][:, 0])
+    dt = module.action_space.dt
+    errors = FrameErrors.of(samples["future_xyz"], first_yaw, true_xy, baseline_xy, dt)
+    for name in ERROR_FIELDS:
+        keep(name, getattr(errors, name))
+    keep("pred_xy", samples["future_xyz"][:KEPT_TRAJECTORIES, 0, :, :2])
     keep("true_xy", true_xy[:KEPT_TRAJECTORIES])
     keep("baseline_xy", baseline_xy[:KEPT_TRAJECTORIES])
 
 
 def _driving(module, merged: dict[str, torch.Tensor]) -> DrivingPredictions:
+    errors = {name: merged[name] for name in ERROR_FIELDS}
+    errors["comfort"] = errors["comfort"].bool()
     return DrivingPredictions(
-        dt=float(module.action_space.dt),
-        step_error=merged["step_error"],
-        baseline_step_error=merged["baseline_step_error"],
-        comfort=merged["comfort"].bool(),
-        n_samples=module.min_ade_samples,
-        min_ade=merged["min_ade"],
-        min_fde=merged["min_fde"],
+        errors=FrameErrors(float(module.action_space.dt), module.min_ade_samples, **errors),
         pred_xy=merged["pred_xy"][:KEPT_TRAJECTORIES],
         true_xy=merged["true_xy"][:KEPT_TRAJECTORIES],
         baseline_xy=merged["baseline_xy"][:KEPT_TRAJECTORIES],

@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
 from vla_lab.driving import metrics as av_metrics
+from vla_lab.driving.metrics import FrameErrors
 from vla_lab.driving.unicycle import UnicycleActionSpace, yaw_from_rot
 from vla_lab.features import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
 from vla_lab.models.lerobot.loss import smolvla_masked_loss
@@ -219,27 +220,12 @@ class SmolVLAUnicycleModule(SmolVLAModule):
 def trajectory_metrics(
     samples: dict[str, torch.Tensor], true_xyz: torch.Tensor, baseline_xyz: torch.Tensor, dt: float
 ) -> dict[str, torch.Tensor]:
-    """Per-frame driving metrics of K samples per frame (`sample_trajectories`): ADE/FDE, ADE
-    over the first seconds and comfort of the first sample (one prediction, as deployed);
-    `min_ade@K`/`min_fde@K` of the best sample by ADE; ADE/FDE of the baseline (B, T, 3)."""
-    true_xy = true_xyz[..., :2]
-    all_xy = samples["future_xyz"][..., :2]
-    pred_xy, pred_yaw = all_xy[:, 0], yaw_from_rot(samples["future_rot"][:, 0])
-    baseline_xy = baseline_xyz[..., :2]
-    min_ade, min_fde = av_metrics.min_ade_fde(all_xy, true_xy)
-    k = all_xy.shape[1]
-    metrics = {
-        "ade": av_metrics.ade(pred_xy, true_xy),
-        "fde": av_metrics.fde(pred_xy, true_xy),
-        f"min_ade@{k}": min_ade,
-        f"min_fde@{k}": min_fde,
-        "comfort": av_metrics.comfort(pred_xy, pred_yaw, dt).float(),
-        "baseline_ade": av_metrics.ade(baseline_xy, true_xy),
-        "baseline_fde": av_metrics.fde(baseline_xy, true_xy),
-    }
-    for seconds in av_metrics.HORIZONS_S:
-        metrics[f"ade_{seconds:g}s"] = av_metrics.ade_at(pred_xy, true_xy, seconds, dt)
-    return metrics
+    """Per-frame driving metrics of K samples per frame (`sample_trajectories`), exactly those
+    evaluation reports (`FrameErrors.per_frame`): ADE/FDE overall and by horizon and comfort of
+    the first sample (one prediction, as deployed), `min_ade@K`/`min_fde@K`, the baseline's."""
+    first_yaw = yaw_from_rot(samples["future_rot"][:, 0])
+    errors = FrameErrors.of(samples["future_xyz"], first_yaw, true_xyz, baseline_xyz, dt)
+    return errors.per_frame(horizons=True)
 
 
 def repeat_each(batch: dict, n: int) -> dict:
