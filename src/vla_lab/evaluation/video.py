@@ -9,7 +9,8 @@ What is drawn depends on what the action means:
 - anything else (joint targets of an arm, where an arrow's direction means nothing): one bar
   per action dimension between its training min and max, predicted bar and recorded tick.
 Frames are scaled (`scaled`) to a legible height; the mp4 (H.264) is written to a temp file and
-renamed when complete, so a crash never leaves a half-written video under the final name.
+renamed when complete (`atomic_file`), so a crash never leaves a half-written video under the
+final name.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from vla_lab.data.physical_ai_av.calibration import FThetaCamera
 from vla_lab.data.preview import label_font
+from vla_lab.utils.io import atomic_file
 
 PREDICTED = (60, 220, 90)
 RECORDED = (255, 255, 255)
@@ -38,13 +40,11 @@ class PredictionVideo:
     def __init__(self, path: str | Path, fps: float) -> None:
         self.path = Path(path)
         self.fps = fps
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self._file = None  # the temp file, opened with the first frame: no frames, no video
         self._container = None
         self._stream = None
 
     def __enter__(self) -> PredictionVideo:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._container = av.open(str(self._tmp), mode="w", format="mp4")
         return self
 
     def __exit__(
@@ -53,17 +53,22 @@ class PredictionVideo:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._stream is not None and kind is None:
-            self._container.mux(self._stream.encode())
-        self._container.close()
-        if kind is None and self._stream is not None:
-            self._tmp.replace(self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+        if self._file is None:
+            return
+        try:
+            if kind is None:
+                self._container.mux(self._stream.encode())
+            self._container.close()
+        except BaseException as failure:
+            self._file.__exit__(type(failure), failure, failure.__traceback__)
+            raise
+        self._file.__exit__(kind, error, traceback)  # renamed in, or removed on an error
 
     def add(self, image: Image.Image) -> None:
         frame = _even(image)
         if self._stream is None:
+            self._file = atomic_file(self.path)
+            self._container = av.open(str(self._file.__enter__()), mode="w", format="mp4")
             self._stream = self._container.add_stream("libx264", rate=round(self.fps))
             self._stream.width, self._stream.height = frame.size
             self._stream.pix_fmt = "yuv420p"

@@ -32,9 +32,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from vla_lab.models.backbones.files import WEIGHT_SUFFIXES, build_dir_atomically
+from vla_lab.models.backbones.files import WEIGHT_SUFFIXES
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export_file import GRAPH_FORMATS, export_graph_file
+from vla_lab.utils.io import atomic_write_dir
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -77,13 +78,14 @@ def export(
             f"format=lerobot exports LeRobot policies (model=lerobot, act, smolvla); {ckpt_path} "
             f"holds a {type(module).__name__}."
         )
-    build_dir_atomically(final, lambda tmp: write_lerobot_dir(module, tmp, final))
+    atomic_write_dir(final, lambda tmp: write_lerobot_dir(module, tmp, final))
     log.info("Exported %s to %s. %s", ckpt_path, final, ROBOT_COMMAND.format(dir=final))
     return final
 
 
 def write_lerobot_dir(module, directory: Path, final: Path) -> None:
     """Write `module`'s policy and processors into `directory`, to be read back from `final`."""
+    directory.mkdir(parents=True, exist_ok=True)
     policy = merged_policy(module.policy)
     config = copy.deepcopy(policy.config)
     vlm_dir = getattr(module, "vlm_dir", None)

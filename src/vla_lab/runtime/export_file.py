@@ -1,16 +1,16 @@
 """Write a module's graph (`VLAModule.export_graph`) as a TorchScript or ONNX file, checked
 against PyTorch first.
 
-The file is written beside `out` under a temporary name, loaded back by its runtime and compared
-with the PyTorch module on a sample; only a file within `atol` is renamed to `out`, and
-`<out>.json` (the sidecar) records what a deployment needs to feed it and what was checked.
+The file is written beside `out` under a temporary name (`atomic_write`), loaded back by its
+runtime and compared with the PyTorch module on a sample; only a file within `atol` is renamed to
+`out`, and `<out>.json` (the sidecar) records what a deployment needs to feed it and what was
+checked.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ from hydra.utils import get_class
 
 from vla_lab.models.module import CapabilityError
 from vla_lab.runtime.checkpoint import checkpoint_config, load_module
+from vla_lab.utils.io import atomic_write, atomic_write_text
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -55,27 +56,26 @@ def export_graph_file(
     graph.eval()
     args = tuple(inputs[n].to(device, DTYPES[dtype]) for n in input_names)
 
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    try:
+    errors: list[float] = []
+
+    def write_checked(tmp: Path) -> None:
         with torch.no_grad():
             write_graph(graph, args, tmp, format, input_names, output_names)
         actual = run_graph(tmp, format, args, input_names, device)
-        errors = [
+        errors.extend(
             float((a.double().cpu() - e.double().cpu()).abs().max())
             for a, e in zip(actual, expected, strict=True)
-        ]
-        max_error = max(errors)
-        if not max_error <= atol:
+        )
+        if not max(errors) <= atol:
             raise ValueError(
                 f"The {format} export of {ckpt_path} differs from the PyTorch module by up to "
-                f"{max_error:.3g} (per output {dict(zip(output_names, errors, strict=True))}), "
+                f"{max(errors):.3g} (per output {dict(zip(output_names, errors, strict=True))}), "
                 f"over atol={atol:g}; nothing was written to {final}. Pass a larger atol= if "
                 "that is acceptable for your controller, or report the model and dtype."
             )
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(final, write_checked)
+    max_error = max(errors)
 
     sidecar = {
         "format": format,
@@ -101,7 +101,7 @@ def export_graph_file(
         },
         "stats": exported.stats_used,
     }
-    write_text_atomically(Path(f"{final}.json"), json.dumps(sidecar, indent=2))
+    atomic_write_text(Path(f"{final}.json"), json.dumps(sidecar, indent=2))
     log.info("Exported %s to %s (max abs error %.3g <= atol %g)", ckpt_path, final, max_error, atol)
     return final
 
@@ -145,9 +145,3 @@ def run_graph(
     session = ort.InferenceSession(str(path), providers=providers)
     feeds = {n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=True)}
     return [torch.from_numpy(np.asarray(o)) for o in session.run(None, feeds)]
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

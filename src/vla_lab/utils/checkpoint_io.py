@@ -2,7 +2,8 @@
 
 Lightning's default stages the file in the system temp dir, which is another filesystem on many
 clusters (so the final move is a copy that a preemption can cut in half). Here the temp file lives
-in the checkpoint's own directory and `os.replace` makes the switch atomic.
+in the checkpoint's own directory (`vla_lab.utils.io.atomic_write`) and a rename makes the switch
+atomic.
 """
 
 from __future__ import annotations

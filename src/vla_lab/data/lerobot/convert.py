@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from vla_lab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +66,12 @@ def _cache_path(root: Path, cache_dir: Path) -> Path:
 def _convert(root: Path, target: Path) -> None:
     from vla_lab.lerobot_api import convert_dataset_v21_to_v30
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    name = "dataset"
-    try:
-        shutil.copytree(root.resolve(), work / name, copy_function=_link)
+    def build(work: Path) -> None:
+        shutil.copytree(root.resolve(), work, copy_function=_link)
         try:
             # LeRobot 0.6: `root` is the dataset directory itself (0.4 took its parent).
             convert_dataset_v21_to_v30(
-                repo_id=name, root=work / name, push_to_hub=False, force_conversion=True
+                repo_id="dataset", root=work, push_to_hub=False, force_conversion=True
             )
         except Exception as error:
             raise RuntimeError(
@@ -83,13 +81,8 @@ def _convert(root: Path, target: Path) -> None:
                 "--root=<dataset dir> --push-to-hub=false` (it works in place: use a copy), then "
                 "point data.source.root at the result."
             ) from error
-        try:
-            os.rename(work / name, target)
-        except OSError:
-            if not (target / "meta" / "info.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+    atomic_write_dir(target, build, done=lambda path: (path / "meta" / "info.json").is_file())
 
 
 def _link(src: str, dst: str) -> None:

@@ -14,9 +14,6 @@ scanned file has the class column (and ``use_action_type``); files without it se
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +44,7 @@ from vla_lab.features import (
     compute_stats,
     image_key,
 )
+from vla_lab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -327,20 +325,12 @@ def _write_synthetic_atomically(root: Path, options: dict) -> None:
             f"{root} holds files but no .h5 episodes; synthetic episodes are only written into a "
             "missing or empty directory. Point data.source.root elsewhere or empty it."
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
-        log.info("Writing synthetic Mobile VLA episodes to %s (%s)", root, options)
-        write_synthetic_episodes(tmp, **options)
-        try:
-            if root.is_dir():
-                root.rmdir()
-            os.rename(tmp, root)
-        except OSError:
-            if not _episode_paths(root):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("Writing synthetic Mobile VLA episodes to %s (%s)", root, options)
+    atomic_write_dir(
+        root,
+        lambda tmp: write_synthetic_episodes(tmp, **options),
+        done=lambda path: bool(_episode_paths(path)),
+    )
 
 
 def _progress(items: list, desc: str):

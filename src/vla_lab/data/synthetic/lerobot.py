@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from vla_lab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +59,13 @@ def write_synthetic_lerobot(
         raise ValueError(f"joints must be >= 4 (three arm links and a gripper), got {joints}")
     root = Path(root)
     height, width = (int(x) for x in image_size)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
-        _write(
-            tmp / "dataset", num_episodes, frames_per_episode, fps, (height, width), seed, joints
-        )
-        try:
-            if root.is_dir() and not any(root.iterdir()):
-                root.rmdir()
-            os.rename(tmp / "dataset", root)
-        except OSError:
-            if not (root / "meta" / "info.json").is_file():
-                raise
-            log.info("Another process wrote %s first; keeping its copy", root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_dir(
+        root,
+        lambda tmp: _write(
+            tmp, num_episodes, frames_per_episode, fps, (height, width), seed, joints
+        ),
+        done=lambda path: (path / "meta" / "info.json").is_file(),
+    )
     return root
 
 

@@ -41,9 +41,6 @@ import io
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 import uuid
 import zipfile
 from collections.abc import Sequence
@@ -56,6 +53,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from vla_lab.data.physical_ai_av import layout
+from vla_lab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -172,22 +170,13 @@ def write_synthetic_av(
         raise FileExistsError(
             f"{root} exists and has no {layout.CLIP_INDEX}; remove it or choose another root"
         )
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
-    try:
-        _write(
-            tmp / "dataset", spec, num_clips, seed, clips_per_chunk, val_fraction, write_calibration
-        )
-        try:
-            if root.is_dir() and not any(root.iterdir()):
-                root.rmdir()
-            os.rename(tmp / "dataset", root)
-        except OSError:
-            if not (root / layout.CLIP_INDEX).is_file():
-                raise
-            log.info("Another process wrote %s first; keeping its copy", root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_dir(
+        root,
+        lambda tmp: _write(
+            tmp, spec, num_clips, seed, clips_per_chunk, val_fraction, write_calibration
+        ),
+        done=lambda path: (path / layout.CLIP_INDEX).is_file(),
+    )
     return root
 
 

@@ -7,11 +7,9 @@ these files; weights travel in the state_dict, not here.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
+
+from vla_lab.utils.io import atomic_write_dir
 
 # Weight files stay out: the checkpoint's state_dict holds the weights.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx")
@@ -34,30 +32,6 @@ def pack_dir_files(directory: str | Path) -> dict[str, bytes]:
     return files
 
 
-def build_dir_atomically(final: str | Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp_dir)`` in a temp dir beside ``final``, then rename it to ``final``.
-
-    A reader never sees a half-built directory, and a crash leaves only a hidden temp dir. If
-    another process finished ``final`` first, its result wins and ours is discarded.
-    """
-    final = Path(final)
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
-    try:
-        build(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
 def unpack_dir_files(files: dict[str, bytes], cache_dir: str | Path, prefix: str = "model") -> Path:
     """Write ``files`` to ``<cache_dir>/<prefix>_<content hash>`` (once) and return that dir.
 
@@ -75,9 +49,12 @@ def unpack_dir_files(files: dict[str, bytes], cache_dir: str | Path, prefix: str
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
     final = Path(cache_dir) / f"{prefix}_{digest.hexdigest()[:16]}"
+    if final.is_dir():
+        return final
 
     def write(tmp: Path) -> None:
+        tmp.mkdir()
         for name, data in files.items():
             (tmp / name).write_bytes(data)
 
-    return build_dir_atomically(final, write)
+    return atomic_write_dir(final, write, done=Path.is_dir)

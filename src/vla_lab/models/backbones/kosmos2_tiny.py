@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from vla_lab.models.backbones.files import build_dir_atomically
 from vla_lab.models.backbones.tiny_tokenizer import train_unigram
+from vla_lab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -114,4 +114,4 @@ def build_tiny_kosmos2(cache_dir: str | Path) -> Path:
     if (final / "config.json").is_file():
         return final
     log.info("Building a tiny offline Kosmos-2 in %s", final)
-    return build_dir_atomically(final, _build)
+    return atomic_write_dir(final, _build, done=Path.is_dir)

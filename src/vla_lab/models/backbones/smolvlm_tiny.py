@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from vla_lab.models.backbones.files import build_dir_atomically
 from vla_lab.models.backbones.tiny_tokenizer import train_bpe
+from vla_lab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)
 
@@ -123,4 +123,6 @@ def build_tiny_smolvlm(cache_dir: str | Path, image_size: int = IMAGE_SIZE) -> P
     if (final / "config.json").is_file():
         return final
     log.info("Building a tiny offline SmolVLM in %s", final)
-    return build_dir_atomically(final, lambda directory: _build(directory, image_size))
+    return atomic_write_dir(
+        final, lambda directory: _build(directory, image_size), done=Path.is_dir
+    )
