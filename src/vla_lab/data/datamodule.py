@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from vla_lab.data.augment import build_train_transform
 from vla_lab.data.resumable import ResumableDataLoader
 from vla_lab.features import ACTION, DataSource, Feature, Stats, save_stats
+from vla_lab.utils.config import plain_dict
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +57,13 @@ class VLADataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.source = source
-        self.split_cfg = {**DEFAULT_SPLIT, **_plain(split or {})}
+        self.split_cfg = {**DEFAULT_SPLIT, **plain_dict(split or {})}
         unknown = set(self.split_cfg) - set(DEFAULT_SPLIT)
         if unknown:
             raise ValueError(f"split has unknown keys {sorted(unknown)}; expected {DEFAULT_SPLIT}")
         if not 0.0 <= float(self.split_cfg["val_fraction"]) < 1.0:
             raise ValueError(f"split.val_fraction must be in [0, 1), got {self.split_cfg}")
-        self.augment_cfg = _plain(augment) if augment is not None else None
+        self.augment_cfg = plain_dict(augment) if augment is not None else None
         self.batch_size = int(batch_size)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
@@ -231,14 +232,3 @@ def _summary(train: list, val: list, split_cfg: Mapping[str, Any]) -> dict[str, 
             for name in sorted(set(train_counts) | set(val_counts))
         },
     }
-
-
-def _plain(node: Any) -> Any:
-    """A Hydra/OmegaConf node as plain Python containers (anything else unchanged)."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        return node
-    if isinstance(node, DictConfig | ListConfig):
-        return OmegaConf.to_container(node, resolve=True)
-    return dict(node) if isinstance(node, Mapping) else node

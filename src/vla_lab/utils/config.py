@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vla_lab.utils.schema import register_schemas
 
@@ -45,3 +47,10 @@ def compose_config(
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def plain_dict(node: Mapping[str, Any]) -> dict[str, Any]:
+    """A config node (DictConfig or any mapping) as a plain dict, interpolations resolved."""
+    if isinstance(node, DictConfig):
+        return dict(OmegaConf.to_container(node, resolve=True))
+    return dict(node)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vla_lab import features as ft
 from vla_lab import lerobot_api as lr
@@ -39,6 +39,7 @@ from vla_lab.models.lerobot.config import (
 )
 from vla_lab.models.lerobot.loss import check_loss_mode, lerobot_loss
 from vla_lab.models.module import CHECKPOINT_KEY, Capabilities, StepOutput, VLAModule
+from vla_lab.utils.config import plain_dict
 from vla_lab.utils.logging import get_logger
 
 log = get_logger(__name__)
@@ -48,13 +49,6 @@ SPECIALISED = {
     "act": "vla_lab.models.lerobot.act.ACTModule",
     "smolvla": "vla_lab.models.lerobot.smolvla.SmolVLAModule",
 }
-
-
-def plain_dict(node) -> dict:
-    """A config node (DictConfig or dict) as a plain dict, interpolations resolved."""
-    if isinstance(node, DictConfig):
-        return dict(OmegaConf.to_container(node, resolve=True))
-    return dict(node)
 
 
 def policy_features(
