@@ -32,6 +32,11 @@ CHAT_TEMPLATE = (
 )
 
 
+def run_label(*overrides: str) -> Path:
+    """`python -m vla_lab.label <overrides>`, in-process."""
+    return label.label_dataset(compose_config(list(overrides), config_name="label"))
+
+
 @pytest.fixture(autouse=True)
 def _clear_hydra():
     yield
@@ -54,7 +59,7 @@ def data_args(tmp_path_factory, shared_dirs) -> list[str]:
 def labelled(tmp_path_factory, data_args) -> Path:
     """A rule-labelled parquet of the synthetic clips (read-only: copy it to change it)."""
     out = tmp_path_factory.mktemp("labels") / "labels.parquet"
-    assert label.main([*data_args, "labeler=rule", f"out={out}"]) == out
+    assert run_label(*data_args, "labeler=rule", f"out={out}") == out
     return out
 
 
@@ -111,7 +116,7 @@ def test_rerun_labels_only_the_clips_missing_from_the_file(
 
     monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", counting)
     with caplog.at_level(logging.INFO, logger="vla_lab.label"):
-        label.main([*data_args, "labeler=rule", f"out={out}"])
+        run_label(*data_args, "labeler=rule", f"out={out}")
     assert relabelled == [7, 7]
     assert "2 of 4 clips already labelled" in caplog.text
     key = ["clip_id", "t0_us"]
@@ -134,11 +139,11 @@ def test_interrupted_run_keeps_finished_clips_and_resumes(
 
     monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        label.main([*data_args, f"out={out}", "flush_every=1"])
+        run_label(*data_args, f"out={out}", "flush_every=1")
     assert pd.read_parquet(out).clip_id.nunique() == 2
     assert not list(tmp_path.glob(".*.tmp"))
     monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", original)
-    label.main([*data_args, f"out={out}"])
+    run_label(*data_args, f"out={out}")
     assert len(pd.read_parquet(out)) == len(pd.read_parquet(labelled))
 
 
@@ -146,19 +151,18 @@ def test_resuming_with_other_thresholds_is_refused(labelled, data_args, tmp_path
     out = tmp_path / "labels.parquet"
     shutil.copy(labelled, out)
     with pytest.raises(ValueError, match=r"labeler\.thresholds\.turn_yaw: 0\.5 -> 0\.9"):
-        label.main([*data_args, f"out={out}", "data.source.commands.rule.turn_yaw=0.9"])
+        run_label(*data_args, f"out={out}", "data.source.commands.rule.turn_yaw=0.9")
 
 
 def test_out_is_required(data_args):
     with pytest.raises(ValueError, match="out= is required"):
-        label.main(data_args)
+        run_label(*data_args)
 
 
-@pytest.mark.parametrize("flag", [["--sample", "3"], ["--sample=3"]])
-def test_sample_page_shows_labelled_frames(labelled, data_args, tmp_path, flag):
+def test_sample_page_shows_labelled_frames(labelled, data_args, tmp_path):
     out = tmp_path / "labels.parquet"
     shutil.copy(labelled, out)
-    label.main([*data_args, f"out={out}", *flag])
+    run_label(*data_args, f"out={out}", "sample=3")
     page = (tmp_path / "labels.html").read_text()
     assert page.count("<img src='data:image/jpeg;base64,") == 3
     commands = re.findall(r"<div class='command'>([^<]*)</div>", page)
@@ -241,16 +245,14 @@ def test_vlm_vocabulary_is_the_rule_labelers_commands(data_args):
 
 def test_vlm_labeler_writes_commands_of_its_vocabulary(data_args, tmp_path):
     out = tmp_path / "vlm.parquet"
-    label.main(
-        [
-            *data_args,
-            "labeler=vlm",
-            "labeler.tiny=true",
-            "labeler.max_new_tokens=8",
-            "data.source.max_clips=2",
-            "data.source.t0_mode=fixed",
-            f"out={out}",
-        ]
+    run_label(
+        *data_args,
+        "labeler=vlm",
+        "labeler.tiny=true",
+        "labeler.max_new_tokens=8",
+        "data.source.max_clips=2",
+        "data.source.t0_mode=fixed",
+        f"out={out}",
     )
     table = pd.read_parquet(out)
     assert len(table) == 2 and table.clip_id.nunique() == 2
@@ -280,4 +282,4 @@ def test_vlm_labeler_uses_the_processors_chat_template(shared_dirs):
 
 def test_a_dataset_without_driving_clips_is_refused(tmp_path):
     with pytest.raises(TypeError, match="labelling needs a driving dataset"):
-        label.main(["data=mobile_vla_synthetic", f"out={tmp_path / 'labels.parquet'}"])
+        run_label("data=mobile_vla_synthetic", f"out={tmp_path / 'labels.parquet'}")

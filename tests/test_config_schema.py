@@ -98,7 +98,7 @@ def test_the_default_config_and_every_option_pass_the_check(make_cfg):
 
 @pytest.mark.parametrize(
     "flags, expected",
-    [(["--cfg", "job"], "max_epochs: 20"), (["--info", "defaults"], "train_schema")],
+    [(["--cfg", "job"], "max_epochs: 20"), (["--info", "defaults"], "schema/train")],
 )
 def test_the_cli_prints_the_composed_config_and_where_it_came_from(flags, expected):
     result = subprocess.run(

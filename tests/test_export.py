@@ -10,13 +10,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
 from test_act_smolvla import make_act, make_batch, make_smolvla, save_trained_checkpoint
 
 from vla_lab import lerobot_api as lr
 from vla_lab.models.module import CHECKPOINT_KEY
 from vla_lab.runtime.checkpoint import load_module
-from vla_lab.runtime.export import export, main
+from vla_lab.runtime.export import export, export_from_config
 from vla_lab.runtime.policy import load_policy
+from vla_lab.utils.config import compose_config
 
 
 @pytest.mark.parametrize("family", ["act", "smolvla_lora"])
@@ -89,9 +91,16 @@ def test_unsupported_format_is_refused_naming_the_supported_ones(tmp_path: Path)
         export(tmp_path / "model.ckpt", tmp_path / "out", format="tensorrt")
 
 
+def export_command(*overrides: str) -> Path:
+    """`python -m vla_lab.runtime.export <overrides>`, in-process."""
+    cfg = compose_config(list(overrides), config_name="export")
+    GlobalHydra.instance().clear()
+    return export_from_config(cfg)
+
+
 def test_command_line_needs_ckpt_path_and_out() -> None:
-    with pytest.raises(SystemExit, match="usage"):
-        main(["format=lerobot"])
+    with pytest.raises(ValueError, match="usage"):
+        export_command("format=lerobot")
 
 
 # ---- format=torchscript|onnx: one graph per checkpoint, checked against the PyTorch module ----
@@ -177,7 +186,9 @@ def test_graph_export_of_smolvla_is_refused_saying_why(tmp_path: Path) -> None:
 
 def test_command_line_exports_onnx_with_a_sidecar(demo_checkpoints, tmp_path: Path) -> None:
     out = tmp_path / "cli" / "head.onnx"
-    main([f"ckpt_path={demo_checkpoints['kosmos_lstm']}", "format=onnx", f"out={out}", "atol=1e-3"])
+    export_command(
+        f"ckpt_path={demo_checkpoints['kosmos_lstm']}", "format=onnx", f"out={out}", "atol=1e-3"
+    )
     sidecar = json.loads(Path(f"{out}.json").read_text())
     assert out.is_file() and sidecar["check"]["atol"] == 1e-3
     assert not list(out.parent.glob(".*tmp"))

@@ -1,7 +1,7 @@
 """Label every sample of a driving dataset with a text command: the `commands: file` parquet.
 
     python -m vla_lab.label data=nvidia_av [data.source.root=...] labeler=rule out=labels.parquet
-    python -m vla_lab.label data=nvidia_av labeler=vlm [labeler.model_id=...] out=... --sample 50
+    python -m vla_lab.label data=nvidia_av labeler=vlm [labeler.model_id=...] out=... sample=50
 
 takes train.py's data overrides (`conf/label.yaml`). The parquet holds `clip_id, t0_us, command,
 reasoning`, one row per sample (clip, t0) of the data source; train on it with
@@ -13,7 +13,7 @@ reasoning`, one row per sample (clip, t0) of the data source; train on it with
   rewritten atomically every `flush_every` clips and at the end, so an interruption loses at most
   those clips; re-run the same command to continue. Settings (labeler, t0s) are stored in the
   parquet, and a resume with other settings is refused rather than mixing labels.
-- `--sample N`: an HTML page of N labelled frames (seeded) with command and reasoning, the human
+- `sample=N`: an HTML page of N labelled frames (seeded) with command and reasoning, the human
   check of the labels, written beside `out` (or to `sample_out`).
 """
 
@@ -23,7 +23,6 @@ import base64
 import html
 import io
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,10 +40,11 @@ from vla_lab.data.physical_ai_av.clips import ClipSamples, PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.commands import COMMAND_FILE_COLUMNS
 from vla_lab.data.physical_ai_av.video import ClipVideo
 from vla_lab.driving.commands import RuleLabeler
-from vla_lab.utils.config import compose_config
+from vla_lab.utils.config import hydra_app
 from vla_lab.utils.io import atomic_write, atomic_write_text
+from vla_lab.utils.logging import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 LABEL_COLUMNS = (*COMMAND_FILE_COLUMNS, "reasoning")
 SETTINGS_KEY = b"vla_lab.label"
@@ -250,7 +250,7 @@ def write_sample_page(
     clips = {c.clip_id: c for c in source.episodes()}
     candidates = table[table["clip_id"].isin(list(clips))].reset_index(drop=True)
     if len(candidates) < n:
-        log.warning("--sample %d: only %d labelled samples of this dataset", n, len(candidates))
+        log.warning("sample=%d: only %d labelled samples of this dataset", n, len(candidates))
     rng = np.random.default_rng(seed)
     chosen = candidates.iloc[np.sort(rng.choice(len(candidates), min(n, len(candidates)), False))]
     cards = []
@@ -295,33 +295,13 @@ def _card(row: Any, frame: np.ndarray) -> str:
     )
 
 
-def parse_args(argv: Sequence[str]) -> list[str]:
-    """Hydra overrides, with `--sample N` / `--sample=N` turned into `sample=N`."""
-    overrides, args = [], list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--sample":
-            if not args:
-                raise ValueError("--sample needs a number of samples, e.g. --sample 50")
-            overrides.append(f"sample={args.pop(0)}")
-        elif arg.startswith("--sample="):
-            overrides.append(f"sample={arg.partition('=')[2]}")
-        else:
-            overrides.append(arg)
-    return overrides
-
-
-def main(argv: Sequence[str] | None = None) -> Path:
-    """CLI (see the module docstring); returns the labels parquet."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if "-h" in argv or "--help" in argv:
-        print(__doc__)
-        raise SystemExit(0)
-    cfg = compose_config(parse_args(argv), config_name="label")
+def label_dataset(cfg: DictConfig) -> Path:
+    """The job of `python -m vla_lab.label` (see the module docstring, `conf/label.yaml`): label
+    the samples of `cfg.data` into the parquet `cfg.out`, which it returns."""
     if OmegaConf.is_missing(cfg, "out"):
         raise ValueError(
             "out= is required: python -m vla_lab.label data=<dataset> labeler=rule|vlm "
-            "out=<labels.parquet> [--sample N]"
+            "out=<labels.parquet> [sample=N]"
         )
     target = OmegaConf.select(cfg, "data.source._target_")
     if target != f"{PhysicalAIAVClips.__module__}.{PhysicalAIAVClips.__name__}":
@@ -337,20 +317,29 @@ def main(argv: Sequence[str] | None = None) -> Path:
     source = instantiate(cfg.data.source, _convert_="all")
     labeler = build_labeler(cfg)
     table = label_clips(source, labeler, out, settings, int(cfg.flush_every), existing)
-    print(f"Wrote {out}: {len(table)} samples of {table['clip_id'].nunique()} clips")
-    for command, count in table["command"].value_counts().items():
-        print(f"  {count:6d}  {command}")
+    counts = table["command"].value_counts()
+    log.info(
+        "Wrote %s: %d samples of %d clips\n%s",
+        out,
+        len(table),
+        table["clip_id"].nunique(),
+        "\n".join(f"  {count:6d}  {command}" for command, count in counts.items()),
+    )
     if int(cfg.sample) > 0:
         page = Path(str(cfg.sample_out)) if cfg.sample_out else out.with_suffix(".html")
         title = f"{out.name}: labeler={cfg.labeler.name}"
         write_sample_page(source, table, page, int(cfg.sample), int(cfg.seed), title)
-        print(f"Wrote {page}: labelled frames to check")
+        log.info("Wrote %s: labelled frames to check", page)
     return out
 
 
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main() -> None:
+    """`python -m vla_lab.label key=value ...` (`--help` lists the keys)."""
     try:
-        main()
+        hydra_app(label_dataset, "label")()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

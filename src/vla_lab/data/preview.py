@@ -9,12 +9,12 @@ padded steps omitted).
     python -m vla_lab.data.preview data=<name> [data.source.root=...] [out=preview.png] [n=16]
         [split=all|train|val]
 
-takes the same overrides as train.py, prints the features, stats and split, and writes the grid.
+takes the same overrides as train.py (`conf/preview.yaml` is train's config plus `out`, `n`,
+`split`), logs the features, stats and split, and writes the grid.
 """
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,11 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 from PIL import Image, ImageDraw, ImageFont
 
 from vla_lab.features import ACTION, ACTION_IS_PAD, EPISODE_INDEX, FRAME_INDEX, TASK, image_keys
-from vla_lab.utils.config import compose_config
+from vla_lab.utils.config import hydra_app
 from vla_lab.utils.io import atomic_write
+from vla_lab.utils.logging import get_logger
+
+log = get_logger(__name__)
 
 TILE = 224
 TEXT_HEIGHT = 44
@@ -128,22 +132,19 @@ def describe(data: Any) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    """CLI: `out=`, `n=`, `split=` are the preview's own options; the rest are config overrides."""
-    options = {"out": "preview.png", "n": "16", "split": "all"}
-    overrides = []
-    for arg in sys.argv[1:] if argv is None else argv:
-        key, _, value = arg.partition("=")
-        if key in options:
-            options[key] = value
-        else:
-            overrides.append(arg)
-    cfg = compose_config(overrides)
+def preview(cfg: DictConfig) -> Path:
+    """The job of `python -m vla_lab.data.preview` (`conf/preview.yaml`): log `describe` of
+    `cfg.data` and write a grid of `cfg.n` samples of `cfg.split` to `cfg.out`."""
     datamodule = instantiate(cfg.data, action_delta_indices=list(range(PREVIEW_CHUNK)))
-    print(describe(datamodule))
-    path = write_preview(datamodule.dataset(options["split"]), options["out"], n=int(options["n"]))
-    print(f"Wrote {path}")
+    log.info("%s", describe(datamodule))
+    path = write_preview(datamodule.dataset(cfg.split), cfg.out, n=int(cfg.n))
+    log.info("Wrote %s", path)
     return path
+
+
+def main() -> None:
+    """`python -m vla_lab.data.preview key=value ...` (`--help` lists the keys)."""
+    hydra_app(preview, "preview")()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ missed deadlines, safety events).
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
 import time
@@ -30,7 +29,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 import torch
@@ -44,10 +42,11 @@ from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
 from vla_lab.runtime.drive_commander import Command, CommanderThread, Frame, build_commander
 from vla_lab.runtime.drive_safety import EVENTS, SafetyLayer
 from vla_lab.runtime.policy import Policy, load_policy
-from vla_lab.utils.config import CONF_DIR, prepare_hydra
+from vla_lab.utils.config import hydra_app
 from vla_lab.utils.io import atomic_write, atomic_write_text
+from vla_lab.utils.logging import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 SYNTHETIC = "synthetic"
 PERCENTILES = (50, 95, 99)
@@ -140,7 +139,8 @@ class Agent:
 
 
 def drive(cfg: DictConfig) -> dict[str, Any]:
-    """Run the drive of `cfg` (see the module docstring); returns the report it wrote."""
+    """Run the drive of `cfg` (see the module docstring); returns the report it wrote and logs
+    its `summary`."""
     agent_hz, duration_s = float(cfg.agent_hz), float(cfg.duration_s)
     if agent_hz <= 0 or duration_s <= 0:
         raise ValueError(f"agent_hz={agent_hz} and duration_s={duration_s} must be > 0")
@@ -149,9 +149,11 @@ def drive(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     try:
-        return _drive(cfg, agent_hz, duration_s, period_s)
+        report = _drive(cfg, agent_hz, duration_s, period_s)
     finally:
         torch.set_num_threads(threads)
+    log.info("%s", summary(report))
+    return report
 
 
 def _drive(cfg: DictConfig, agent_hz: float, duration_s: float, period_s: float) -> dict:
@@ -307,18 +309,13 @@ def summary(report: dict[str, Any]) -> str:
     )
 
 
-prepare_hydra()
-
-
-@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="drive")
-def main(cfg: DictConfig) -> None:
-    report = drive(cfg)
-    print(summary(report))
-    print(f"Wrote {Path(str(cfg.paths.output_dir)) / 'drive_report.json'}")
+def main() -> None:
+    """`python -m vla_lab.runtime.drive key=value ...` (`conf/drive.yaml`; `--help` lists them)."""
+    try:
+        hydra_app(drive, "drive")()
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    main()

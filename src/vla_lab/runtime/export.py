@@ -4,6 +4,8 @@
     python -m vla_lab.runtime.export ckpt_path=<ckpt> format=torchscript|onnx out=<file> \
         [atol=1e-4] [dtype=float32|float16]
 
+(`conf/export.yaml`; the job is `export_from_config`, the API `export`.)
+
 `format=lerobot` writes what LeRobot's policy runner loads (`lerobot-rollout --policy.path=<dir>`
 from LeRobot 0.6, `lerobot-record --policy.path=<dir>` in 0.4 and 0.5; see `ROBOT_COMMAND`):
 `config.json` and `model.safetensors` (`policy.save_pretrained`), the pre/post processor files
@@ -29,12 +31,14 @@ import copy
 import dataclasses
 import json
 import shutil
-import sys
 from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
 
 from vla_lab.models.backbones.files import WEIGHT_SUFFIXES
 from vla_lab.runtime.checkpoint import load_module
 from vla_lab.runtime.export_file import GRAPH_FORMATS, export_graph_file
+from vla_lab.utils.config import hydra_app
 from vla_lab.utils.io import atomic_write_dir
 from vla_lab.utils.logging import get_logger
 
@@ -50,6 +54,10 @@ ROBOT_COMMAND = (
     "--dataset.repo_id=<you>/eval_<name> --dataset.single_task=<instruction>."
 )
 VLM_SUBDIR = "vlm"
+USAGE = (
+    "python -m vla_lab.runtime.export ckpt_path=<ckpt> out=<dir or file> "
+    f"[format={'|'.join(FORMATS)}] [atol=<max abs error>] [dtype=float32|float16]"
+)
 
 
 def export(
@@ -145,28 +153,19 @@ def _point_tokenizer_at(directory: Path, vlm_dir: str) -> None:
         path.write_text(json.dumps(data, indent=2))
 
 
-def main(argv: list[str]) -> None:
-    args = dict(arg.split("=", 1) for arg in argv if "=" in arg)
-    known = {"ckpt_path", "out", "format", "atol", "dtype"}
-    unknown = set(args) - known or [a for a in argv if "=" not in a]
-    if unknown or not {"ckpt_path", "out"} <= set(args):
-        raise SystemExit(
-            "usage: python -m vla_lab.runtime.export ckpt_path=<ckpt> out=<dir or file> "
-            f"[format={'|'.join(FORMATS)}] [atol=<max abs error>] [dtype=float32|float16]"
-            + (f"; unknown arguments {sorted(unknown)}" if unknown else "")
-        )
-    atol = float(args["atol"]) if "atol" in args else None
-    export(
-        args["ckpt_path"],
-        args["out"],
-        args.get("format", "lerobot"),
-        atol=atol,
-        dtype=args.get("dtype", "float32"),
-    )
+def export_from_config(cfg: DictConfig) -> Path:
+    """The job of `python -m vla_lab.runtime.export`: `export` with the options of
+    `conf/export.yaml`."""
+    missing = [key for key in ("ckpt_path", "out") if OmegaConf.is_missing(cfg, key)]
+    if missing:
+        raise ValueError(f"{' and '.join(f'{k}=' for k in missing)} required; usage: {USAGE}")
+    return export(cfg.ckpt_path, cfg.out, cfg.format, atol=cfg.atol, dtype=cfg.dtype)
+
+
+def main() -> None:
+    """`python -m vla_lab.runtime.export key=value ...` (`--help` lists the keys)."""
+    hydra_app(export_from_config, "export")()
 
 
 if __name__ == "__main__":
-    import logging
-
-    logging.basicConfig(level=logging.INFO)
-    main(sys.argv[1:])
+    main()

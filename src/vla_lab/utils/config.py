@@ -1,12 +1,14 @@
-"""Where the config tree lives and how to compose it outside a Hydra entry point (API, tests)."""
+"""Where the config tree lives, how to compose it outside a Hydra entry point (API, tests), and
+how a library job becomes a `python -m vla_lab.<verb>` command."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -47,6 +49,17 @@ def compose_config(
         cfg.hydra.job.num = 0
     HydraConfig.instance().set_config(cfg)
     return cfg
+
+
+def hydra_app(job: Callable[[DictConfig], Any], config_name: str) -> Callable[[], Any]:
+    """`job` as a Hydra command on ``conf/<config_name>.yaml``: call the result from a module's
+    `main()` and it reads ``sys.argv`` (``key=value`` overrides, ``--help``, ``--cfg job``).
+
+    Nothing happens at import time; the job itself stays a plain function of a DictConfig that a
+    test calls with `compose_config(..., config_name=...)`.
+    """
+    prepare_hydra()
+    return hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
 
 
 def plain_dict(node: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Dataclass schemas of the run-level config nodes, so a config cannot silently lie.
 
-Hydra merges YAML files into these (the primary config lists `train_schema` first in its
-defaults), so a misspelt key in any file or override, or a value of the wrong type, stops the
-composition with the key's full name and the file (`In 'experiment/x': Key 'max_epoch' not in
+Hydra merges YAML files into these (`train.yaml` lists `schema: train` first in its defaults;
+`preview.yaml`, train's config plus the preview's options, overrides it with `schema: preview`),
+so a misspelt key in any file or override, or a value of the wrong type, stops the composition
+with the key's full name and the file (`In 'experiment/x': Key 'max_epoch' not in
 'TrainerConf' full_key: trainer.max_epoch`). Typed here: the run flags, `trainer` (the Lightning
 Trainer arguments our configs use, with Lightning's defaults), `paths`, `hardware`, `data` (the
 `VLADataModule` interface) and `finetune`. What differs per class (a model's arguments, with its
@@ -144,7 +145,18 @@ class TrainConf:
     print_config: bool = True
 
 
+@dataclass
+class PreviewConf(TrainConf):
+    """`conf/preview.yaml`: train's config and the options of `python -m vla_lab.data.preview`."""
+
+    out: str = "preview.png"
+    n: int = 16
+    split: str = "all"  # all | train | val
+
+
 def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore (idempotent); entry points call it before
-    composing."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConf)
+    composing. They form the `schema` group, at the config's root."""
+    store = ConfigStore.instance()
+    store.store(group="schema", name="train", node=TrainConf, package="_global_")
+    store.store(group="schema", name="preview", node=PreviewConf, package="_global_")
