@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 
 from vla_lab import label
 from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
+from vla_lab.driving.commanders import RuleCommander
 from vla_lab.driving.commands import RuleLabeler
 from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
 from vla_lab.models.vlm_labeler import VLMLabeler, snap_to_vocabulary
@@ -108,13 +109,13 @@ def test_rerun_labels_only_the_clips_missing_from_the_file(
     kept = arrow.filter(~pd.Series(arrow.column("clip_id").to_pylist()).isin(dropped).to_numpy())
     pq.write_table(kept, out)  # keeps the settings stored in the schema metadata
     relabelled = []
-    original = label.TrajectoryLabeler.label_clip
+    original = label.label_clip
 
-    def counting(self, samples, frames):
+    def counting(commander, clip_id, samples, frames):
         relabelled.append(len(samples))
-        return original(self, samples, frames)
+        return original(commander, clip_id, samples, frames)
 
-    monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", counting)
+    monkeypatch.setattr(label, "label_clip", counting)
     with caplog.at_level(logging.INFO, logger="vla_lab.label"):
         run_label(*data_args, "labeler=rule", f"out={out}")
     assert relabelled == [7, 7]
@@ -128,21 +129,21 @@ def test_interrupted_run_keeps_finished_clips_and_resumes(
     labelled, data_args, tmp_path, monkeypatch
 ):
     out = tmp_path / "labels.parquet"
-    original = label.TrajectoryLabeler.label_clip
+    original = label.label_clip
     calls = []
 
-    def interrupted(self, samples, frames):
+    def interrupted(commander, clip_id, samples, frames):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return original(self, samples, frames)
+        return original(commander, clip_id, samples, frames)
 
-    monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", interrupted)
+    monkeypatch.setattr(label, "label_clip", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_label(*data_args, f"out={out}", "flush_every=1")
     assert pd.read_parquet(out).clip_id.nunique() == 2
     assert not list(tmp_path.glob(".*.tmp"))
-    monkeypatch.setattr(label.TrajectoryLabeler, "label_clip", original)
+    monkeypatch.setattr(label, "label_clip", original)
     run_label(*data_args, f"out={out}")
     assert len(pd.read_parquet(out)) == len(pd.read_parquet(labelled))
 
@@ -219,12 +220,12 @@ def stop(v0: float = 8.0, decel: float = 2.0):
 def test_rule_labeler_names_the_manoeuvre_of_a_future(trajectory, v0, command):
     fut_xyz, fut_rot = trajectory
     assert RuleLabeler().label(fut_xyz, fut_rot, v0) == command
-    labelled_command, reasoning = label.TrajectoryLabeler().label(fut_xyz, fut_rot, v0)
+    labelled_command, reasoning = RuleCommander().label(fut_xyz, fut_rot, v0)
     assert labelled_command == command and "over 6.4 s" in reasoning
 
 
 def test_rule_reasoning_reports_the_measured_numbers():
-    _, reasoning = label.TrajectoryLabeler().label(*arc(0.8), 10.0)
+    _, reasoning = RuleCommander().label(*arc(0.8), 10.0)
     assert reasoning.startswith("yaw change +0.80 rad")
     assert "speed 10.0 -> 10.0 m/s" in reasoning
 

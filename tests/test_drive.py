@@ -11,15 +11,10 @@ import pandas as pd
 import pytest
 from hydra.core.global_hydra import GlobalHydra
 
+from vla_lab.driving.commanders import Frame, RuleCommander, ScriptedCommander
 from vla_lab.runtime.drive import drive, summary
 from vla_lab.runtime.drive_clock import LatestSlot, ReplayClock
-from vla_lab.runtime.drive_commander import (
-    Command,
-    CommanderThread,
-    Frame,
-    RuleCommander,
-    ScriptedCommander,
-)
+from vla_lab.runtime.drive_commander import Command, CommanderThread
 from vla_lab.runtime.drive_safety import SafetyLayer
 from vla_lab.utils.config import compose_config
 

@@ -8,7 +8,8 @@ reasoning`, one row per sample (clip, t0) of the data source; train on it with
 `data.source.commands.mode=file data.source.commands.file=<out>`.
 
 - `labeler=rule`: `RuleLabeler` on the sample's own future, with the numbers it read as reasoning;
-  `labeler=vlm`: a vision-language model on the front frame (`vla_lab.models.vlm_labeler`).
+  `labeler=vlm`: a vision-language model on the front frame; the same Commanders the drive loop
+  uses (`vla_lab.driving.commanders`).
 - Resumable: an existing `out` is read, its clips are skipped, new clips are appended. It is
   rewritten atomically every `flush_every` clips and at the end, so an interruption loses at most
   those clips; re-run the same command to continue. Settings (labeler, t0s) are stored in the
@@ -39,7 +40,8 @@ from PIL import Image
 from vla_lab.data.physical_ai_av.clips import ClipSamples, PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.commands import COMMAND_FILE_COLUMNS
 from vla_lab.data.physical_ai_av.video import ClipVideo
-from vla_lab.driving.commands import RuleLabeler
+from vla_lab.driving.commanders import Frame
+from vla_lab.runtime.commanders import build_commander
 from vla_lab.utils.config import hydra_app
 from vla_lab.utils.io import atomic_write, atomic_write_text
 from vla_lab.utils.logging import get_logger
@@ -51,58 +53,25 @@ SETTINGS_KEY = b"vla_lab.label"
 PAGE_IMAGE_WIDTH = 640  # px: larger frames are shrunk in the HTML page
 
 
-class TrajectoryLabeler:
-    """`labeler=rule`: RuleLabeler's command, and as reasoning the numbers it decided on."""
-
-    needs_frames = False
-
-    def __init__(self, thresholds: dict[str, float] | None = None) -> None:
-        self.rule = RuleLabeler(**dict(thresholds or {}))
-
-    def label_clip(self, samples: ClipSamples, frames: Sequence[np.ndarray] | None) -> list:
-        return [
-            self.label(samples.fut_xyz[i], samples.fut_rot[i], float(samples.state[i, 0]))
-            for i in range(len(samples))
-        ]
-
-    def label(self, fut_xyz: np.ndarray, fut_rot: np.ndarray, v0: float) -> tuple[str, str]:
-        """(command, reasoning) of one future (T, 3) / (T, 3, 3) in the t0 frame, as RuleLabeler
-        reads it: yaw and lateral offset at the horizon, end speed from the last two points."""
-        read = self.rule.readings(fut_xyz, fut_rot)
-        reasoning = (
-            f"yaw change {read['yaw']:+.2f} rad, lateral offset {read['lateral']:+.1f} m, speed "
-            f"{v0:.1f} -> {read['v_end']:.1f} m/s over {len(fut_xyz) * self.rule.dt:.1f} s"
+def label_clip(
+    commander: Any, clip_id: str, samples: ClipSamples, frames: Sequence[np.ndarray] | None
+) -> list[tuple[str, str]]:
+    """(command, reasoning) of each sample of a clip, from its latest frame (at or before t0;
+    None when the commander needs no image) and its logged future."""
+    return [
+        commander.command(
+            Frame(
+                t_s=float(samples.t0_us[i]) / 1e6,
+                clip_id=clip_id,
+                t0_us=int(samples.t0_us[i]),
+                image=None if frames is None else frames[i],
+                fut_xyz=samples.fut_xyz[i],
+                fut_rot=samples.fut_rot[i],
+                v0=float(samples.state[i, 0]),
+            )
         )
-        return self.rule.label(fut_xyz, fut_rot, v0), reasoning
-
-
-class FrameLabeler:
-    """`labeler=vlm`: a VLMLabeler on each sample's latest frame (at or before t0)."""
-
-    needs_frames = True
-
-    def __init__(self, vlm: Any) -> None:
-        self.vlm = vlm
-
-    def label_clip(self, samples: ClipSamples, frames: Sequence[np.ndarray] | None) -> list:
-        return [self.vlm.label(frame) for frame in frames]
-
-
-def build_labeler(cfg: DictConfig) -> TrajectoryLabeler | FrameLabeler:
-    """The labeler of `cfg.labeler` (`rule` or `vlm`); `vlm` loads its model here."""
-    options = OmegaConf.to_container(cfg.labeler, resolve=True)
-    name = options.pop("name", None)
-    if name == "rule":
-        return TrajectoryLabeler(options.get("thresholds"))
-    if name == "vlm":
-        from vla_lab.models.vlm_labeler import VLMLabeler
-
-        if options.pop("tiny", False):
-            from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
-
-            options["model_id"] = str(build_tiny_smolvlm(cfg.paths.cache_dir))
-        return FrameLabeler(VLMLabeler(**options))
-    raise ValueError(f"labeler.name={name!r}; expected rule or vlm (conf/labeler/*.yaml)")
+        for i in range(len(samples))
+    ]
 
 
 def label_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -168,7 +137,7 @@ def write_labels(path: Path, table: pd.DataFrame, settings: dict[str, Any]) -> P
 
 def label_clips(
     source: PhysicalAIAVClips,
-    labeler: TrajectoryLabeler | FrameLabeler,
+    labeler: Any,
     out: Path,
     settings: dict[str, Any],
     flush_every: int = 50,
@@ -206,10 +175,10 @@ def label_clips(
         for k, clip in enumerate(progress, start=1):
             samples = source.clip_samples(clip.clip_id)
             frames = None
-            if labeler.needs_frames:
+            if labeler.needs_image:
                 video = ClipVideo(*source.video_location(clip))
                 frames = video.frames(samples.frame_index[:, -1].tolist())
-            labels = labeler.label_clip(samples, frames)
+            labels = label_clip(labeler, clip.clip_id, samples, frames)
             pending.append(
                 pd.DataFrame(
                     {
@@ -315,7 +284,9 @@ def label_dataset(cfg: DictConfig) -> Path:
     # Labels never depend on labels: the source serves its fixed command while we label it.
     OmegaConf.update(cfg, "data.source.commands.mode", "fixed", force_add=True)
     source = instantiate(cfg.data.source, _convert_="all")
-    labeler = build_labeler(cfg)
+    labeler = build_commander(
+        OmegaConf.to_container(cfg.labeler, resolve=True), str(cfg.paths.cache_dir)
+    )
     table = label_clips(source, labeler, out, settings, int(cfg.flush_every), existing)
     counts = table["command"].value_counts()
     log.info(

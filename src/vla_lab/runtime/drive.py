@@ -37,9 +37,11 @@ from omegaconf import DictConfig, OmegaConf
 from vla_lab import features as ft
 from vla_lab.data.physical_ai_av.clips import PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.samples import AVSamples
+from vla_lab.driving.commanders import Frame
 from vla_lab.runtime.checkpoint import checkpoint_config
+from vla_lab.runtime.commanders import build_commander
 from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
-from vla_lab.runtime.drive_commander import Command, CommanderThread, Frame, build_commander
+from vla_lab.runtime.drive_commander import Command, CommanderThread
 from vla_lab.runtime.drive_safety import EVENTS, SafetyLayer
 from vla_lab.runtime.policy import Policy, load_policy
 from vla_lab.utils.config import hydra_app

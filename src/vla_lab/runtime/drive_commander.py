@@ -1,15 +1,9 @@
 """The Commander of a drive: a slow, strategic voice that publishes one text command at a time.
 
 The driving plan's Commander is a large VLM at 0.5-1 Hz; the Field Agent reads whatever it said
-last. Three Commanders, chosen by `commander.name` (conf/commander/*.yaml):
-
-- `scripted`: a fixed schedule of `(time_s, command)` (demos, tests of command following);
-- `rule`: `RuleLabeler` on the logged future of the latest frame, an oracle for replays: the
-  command a perfect Commander would have given;
-- `vlm`: `VLMLabeler` on the latest frame (`tiny: true` for an offline random-weight SmolVLM).
-
-`CommanderThread` runs one on its own thread at `commander_hz`, reading the latest `Frame` and
-publishing `Command`s; the Agent never waits for it.
+last. The Commanders (scripted, rule, vlm) are `vla_lab.driving.commanders`, chosen by
+`commander.name` (conf/commander/*.yaml). `CommanderThread` runs one on its own thread at
+`commander_hz`, reading the latest `Frame` and publishing `Command`s; the Agent never waits for it.
 """
 
 from __future__ import annotations
@@ -17,32 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from vla_lab.driving.commands import RuleLabeler
+from vla_lab.driving.commanders import Frame
 from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
 
 log = logging.getLogger(__name__)
-
-COMMANDERS = ("scripted", "rule", "vlm")
-
-
-@dataclass(frozen=True)
-class Frame:
-    """What the sensors give at drive time `t_s`: the front frame (H, W, 3) uint8, and for the
-    oracle the logged future (`fut_xyz` (64, 3), `fut_rot` (64, 3, 3) in the t0 frame) and `v0`."""
-
-    t_s: float
-    clip_id: str
-    t0_us: int
-    image: np.ndarray
-    fut_xyz: np.ndarray
-    fut_rot: np.ndarray
-    v0: float
 
 
 @dataclass(frozen=True)
@@ -54,63 +29,6 @@ class Command:
     frame_t_s: float
     compute_ms: float
     reasoning: str = ""
-
-
-class ScriptedCommander:
-    """The last `(time_s, command)` of `schedule` whose time has come at the frame's time."""
-
-    def __init__(self, schedule: Sequence[Mapping[str, Any]]) -> None:
-        entries = sorted((float(e["time_s"]), str(e["command"])) for e in schedule)
-        if not entries:
-            raise ValueError("commander.schedule is empty; give [{time_s: 0.0, command: ...}]")
-        self.schedule = entries
-
-    def command(self, frame: Frame) -> tuple[str, str]:
-        current = self.schedule[0][1]
-        for time_s, text in self.schedule:
-            if time_s <= frame.t_s:
-                current = text
-        return current, ""
-
-
-class RuleCommander:
-    """The command of the logged future (`RuleLabeler`): what the driver actually did next."""
-
-    def __init__(self, thresholds: Mapping[str, float] | None = None) -> None:
-        self.labeler = RuleLabeler(**dict(thresholds or {}))
-
-    def command(self, frame: Frame) -> tuple[str, str]:
-        return self.labeler.label(frame.fut_xyz, frame.fut_rot, frame.v0), ""
-
-
-class VLMCommander:
-    """A vision-language model's command from the frame alone (its reasoning is logged)."""
-
-    def __init__(self, vlm: Any) -> None:
-        self.vlm = vlm
-
-    def command(self, frame: Frame) -> tuple[str, str]:
-        return self.vlm.label(frame.image)
-
-
-def build_commander(options: Mapping[str, Any], cache_dir: str) -> Any:
-    """The Commander of `options` (the resolved `commander` config); `vlm` loads its model."""
-    options = dict(options)
-    name = options.pop("name", None)
-    options.pop("initial_command", None)
-    if name == "scripted":
-        return ScriptedCommander(options.get("schedule") or [])
-    if name == "rule":
-        return RuleCommander(options.get("thresholds"))
-    if name == "vlm":
-        from vla_lab.models.vlm_labeler import VLMLabeler
-
-        if options.pop("tiny", False):
-            from vla_lab.models.backbones.smolvlm_tiny import build_tiny_smolvlm
-
-            options["model_id"] = str(build_tiny_smolvlm(cache_dir))
-        return VLMCommander(VLMLabeler(**options))
-    raise ValueError(f"commander.name={name!r}; expected one of {COMMANDERS} (conf/commander/)")
 
 
 class CommanderThread(threading.Thread):
