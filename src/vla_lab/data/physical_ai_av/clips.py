@@ -38,6 +38,7 @@ from vla_lab.data.physical_ai_av import layout
 from vla_lab.data.physical_ai_av.commands import Commands
 from vla_lab.data.physical_ai_av.layout import RootLayout
 from vla_lab.data.physical_ai_av.poses import US, EgoTrajectory, PoseWindowError, window_offsets_us
+from vla_lab.data.physical_ai_av.samples import AVSamples
 from vla_lab.data.physical_ai_av.video import (
     count_video_frames,
     frame_index_at_or_before,
@@ -525,8 +526,6 @@ class PhysicalAIAVClips:
         action_delta_indices: Sequence[int],
         transform: Any = None,
     ):
-        from vla_lab.data.physical_ai_av.samples import AVSamples
-
         if list(action_delta_indices) != list(range(self.action_space.n_steps)):
             raise ValueError(
                 f"PhysicalAI-AV samples carry {self.action_space.n_steps} control steps; the model "

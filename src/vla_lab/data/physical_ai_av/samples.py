@@ -8,7 +8,7 @@ Each item is a sample dict in the contract of `vla_lab.features`, plus the drivi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,8 +16,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from vla_lab import features as ft
-from vla_lab.data.physical_ai_av.clips import AVClip, PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.video import ClipVideo
+
+if TYPE_CHECKING:  # the source builds its dataset: samples.py never imports clips.py at runtime
+    from vla_lab.data.physical_ai_av.clips import AVClip, PhysicalAIAVClips
 
 
 class AVSamples(Dataset):
