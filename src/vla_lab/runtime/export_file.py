@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from hydra.utils import get_class
 
-from vla_lab.runtime.checkpoint import checkpoint_config, load_module
+from vla_lab.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
 from vla_lab.runtime.export_graph import (
     SMOLVLA_NOT_EXPORTABLE,
     example_inputs,
@@ -34,16 +34,22 @@ ONNX_OPSET = 17
 
 
 def export_graph_file(
-    ckpt_path: str | Path, final: Path, format: str, atol: float | None, dtype: str
+    ckpt_path: str | Path | LoadedCheckpoint,
+    final: Path,
+    format: str,
+    atol: float | None,
+    dtype: str,
 ) -> Path:
-    """Export `ckpt_path`'s graph to `final`, verified within `atol`; see the module docstring."""
+    """Export the graph of `ckpt_path` (a file or a `LoadedCheckpoint`) to `final`, verified
+    within `atol`; see the module docstring."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not one of {', '.join(DTYPES)}.")
-    target = str(checkpoint_config(ckpt_path).model._target_)
-    if get_class(target).__name__.startswith("SmolVLA"):  # before the (slow) module load
+    checkpoint = load_checkpoint(ckpt_path)
+    target = str(checkpoint.config.model._target_)
+    if get_class(target).__name__.startswith("SmolVLA"):  # before the (slow) module build
         raise NotImplementedError(SMOLVLA_NOT_EXPORTABLE)
     atol = DEFAULT_ATOL[dtype] if atol is None else float(atol)
-    module = load_module(ckpt_path)
+    module = checkpoint.module
     graph, input_names, output_names = graph_for(module)
     inputs = example_inputs(module, graph)
     expected = reference_outputs(module, inputs)
@@ -68,8 +74,8 @@ def export_graph_file(
         max_error = max(errors)
         if not max_error <= atol:
             raise ValueError(
-                f"The {format} export of {ckpt_path} differs from the PyTorch module by up to "
-                f"{max_error:.3g} (per output {dict(zip(output_names, errors, strict=True))}), "
+                f"The {format} export of {checkpoint.path} differs from the PyTorch module by up "
+                f"to {max_error:.3g} (per output {dict(zip(output_names, errors, strict=True))}), "
                 f"over atol={atol:g}; nothing was written to {final}. Pass a larger atol= if "
                 "that is acceptable for your controller, or report the model and dtype."
             )
@@ -79,7 +85,7 @@ def export_graph_file(
 
     sidecar = {
         "format": format,
-        "checkpoint": str(Path(ckpt_path).resolve()),
+        "checkpoint": str(checkpoint.path.resolve()),
         "model": target,
         "dtype": dtype,
         "batch_size": 1,
@@ -102,7 +108,9 @@ def export_graph_file(
         "stats": stats_used(graph),
     }
     write_text_atomically(Path(f"{final}.json"), json.dumps(sidecar, indent=2))
-    log.info("Exported %s to %s (max abs error %.3g <= atol %g)", ckpt_path, final, max_error, atol)
+    log.info(
+        "Exported %s to %s (max abs error %.3g <= atol %g)", checkpoint.path, final, max_error, atol
+    )
     return final
 
 
