@@ -38,7 +38,7 @@ def _job_dirs(log_dir: Path) -> list[str]:
 def test_a_two_by_two_grid_runs_four_jobs_and_goes_on_past_a_failing_one(
     shared_dirs, tmp_path: Path
 ) -> None:
-    """One sweep for both (each sweep is a ~20 s process start): jobs 0 and 2 fail on a bad value."""
+    """One sweep for both (each sweep is a ~20 s start): jobs 0 and 2 fail on a bad value."""
     _sweep(shared_dirs, tmp_path, "seed=1,2", "nonfinite_loss=bogus,stop")
     assert _job_dirs(tmp_path) == ["0", "1", "2", "3"]
     sweep_dir = tmp_path / "mobile_vla_demo" / "multirun" / "sweep"
