@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,21 @@ def test_a_file_that_is_not_a_vla_lab_checkpoint_is_named(tmp_path: Path):
         load_checkpoint(ckpt)
     with pytest.raises(FileNotFoundError, match="missing.ckpt"):
         load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_a_loaded_module_keeps_nothing_mapped_from_the_file(checkpoint_of, tmp_path: Path):
+    """Copying another checkpoint over the file in place leaves a module loaded from it as it
+    was (the file is memory-mapped: only what the build copies may come from it)."""
+    copy = tmp_path / "policy.ckpt"
+    shutil.copy(checkpoint_of("roarm_act_demo"), copy)
+    module = load_checkpoint(copy).module
+
+    def tensors() -> list[torch.Tensor]:
+        steps = [*module.preprocessor.steps, *module.postprocessor.steps]
+        stats = [t for step in steps for t in step.state_dict().values()]
+        return [t.clone() for t in [*stats, *module.state_dict().values()]]
+
+    before = tensors()
+    with copy.open("r+b") as f:
+        f.write(bytes(copy.stat().st_size))
+    assert all(torch.equal(a, b) for a, b in zip(before, tensors(), strict=True))

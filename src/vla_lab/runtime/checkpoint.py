@@ -23,6 +23,7 @@ import torch
 from hydra.utils import get_class
 from lightning.pytorch.utilities.migration import migrate_checkpoint, pl_legacy_patch
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning_utilities.core.apply_func import apply_to_collection
 from omegaconf import DictConfig, OmegaConf
 
 from vla_lab.features import Feature, Stats
@@ -47,6 +48,10 @@ class LoadedCheckpoint:
         self.config: DictConfig = OmegaConf.create(
             rewrite_moved_targets(payload["config"], f"{path}'s config")
         )
+        # A tensor of the payload that on_load_checkpoint kept would stay mapped from the file
+        # and change with it if the file were overwritten in place: copy the few there are
+        # (the weights are copied into the module by load_state_dict).
+        contents[CHECKPOINT_KEY] = apply_to_collection(payload, torch.Tensor, torch.clone)
         self._contents: dict[str, Any] | None = contents
         self._module: VLAModule | None = None
 
