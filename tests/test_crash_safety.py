@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from vla_lab.models.kosmos_lstm import KosmosLSTMPolicy
-from vla_lab.models.module import NonFiniteLossError
+from vla_lab.models.module import (
+    CHECKPOINT_KEY,
+    LOADER_POSITION_KEY,
+    NonFiniteLossError,
+    saved_loader_position,
+)
 from vla_lab.train import train
 from vla_lab.utils.config import PROJECT_ROOT
 
@@ -82,12 +87,14 @@ def test_a_run_resumed_mid_epoch_repeats_the_uninterrupted_run_exactly(make_cfg,
     uninterrupted = train(make_cfg(settings, output_dir=tmp_path / "full"))
     train(make_cfg([*settings, "trainer.max_steps=9"], output_dir=tmp_path / "cut"))
     step_9 = tmp_path / "cut" / "checkpoints" / "step000009.ckpt"
-    assert (
-        torch.load(step_9, weights_only=False)["loops"]["fit_loop"]["epoch_progress"]["current"][
-            "processed"
-        ]
-        == 1
-    )  # in the second epoch
+    cut = torch.load(step_9, weights_only=False)
+    assert cut["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"] == 1  # 2nd epoch
+    # The loader's position, saved by the module; older checkpoints have only Lightning's copy.
+    position = {"epoch": 1, "batches": 3}
+    assert cut[CHECKPOINT_KEY][LOADER_POSITION_KEY] == position
+    assert cut["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [position]
+    del cut[CHECKPOINT_KEY][LOADER_POSITION_KEY]
+    assert saved_loader_position(cut) == position
 
     resumed = train(make_cfg([*settings, f"ckpt_path={step_9}"], output_dir=tmp_path / "cut"))
 

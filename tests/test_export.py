@@ -15,7 +15,7 @@ from test_act_smolvla import make_act, make_batch, make_smolvla, save_trained_ch
 
 from vla_lab import lerobot_api as lr
 from vla_lab.models.module import CHECKPOINT_KEY
-from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.runtime.export import export, export_from_config
 from vla_lab.runtime.policy import load_policy
 from vla_lab.utils.config import compose_config
@@ -43,7 +43,7 @@ def test_exported_directory_loads_in_plain_lerobot_and_acts_identically(
     observation = {k: v for k, v in batch.items() if k.startswith("observation.") or k == "task"}
     torch.manual_seed(0)  # SmolVLA samples its flow's starting noise
     theirs = postprocessor(policy.predict_action_chunk(preprocessor(dict(observation))))
-    ours_module = load_module(ckpt)
+    ours_module = load_checkpoint(ckpt).module
     torch.manual_seed(0)
     ours = ours_module.predict_action_chunk(observation)
     assert torch.allclose(theirs, ours, atol=1e-5)
@@ -132,7 +132,7 @@ def test_kosmos_lstm_head_export_predicts_the_modules_actions_in_dataset_units(
     assert sidecar["check"]["passed"] and sidecar["check"]["max_abs_error"] <= 1e-4
     assert [i["name"] for i in sidecar["inputs"]] == ["features"]
 
-    module = load_module(ckpt)
+    module = load_checkpoint(ckpt).module
     held_out = torch.rand(
         1, module.window_size, 3, *module.dataset_features[module.image_key].shape[-2:]
     )
@@ -160,7 +160,7 @@ def test_act_export_takes_raw_state_and_images_and_predicts_dataset_unit_actions
     assert sidecar["check"]["passed"] and sidecar["check"]["max_abs_error"] <= 1e-4
     assert sidecar["stats"]["action"]["mode"] == "mean_std"
 
-    module = load_module(ckpt)
+    module = load_checkpoint(ckpt).module
     gen = torch.Generator().manual_seed(7)  # not the sample export() checked on
     inputs = {
         i["name"]: (torch.rand if i["name"].startswith("observation.images") else torch.randn)(

@@ -14,7 +14,7 @@ from vla_lab import lerobot_api as lr
 from vla_lab.features import Feature
 from vla_lab.models.lerobot.act import ACTModule
 from vla_lab.models.lerobot.base import LeRobotPolicyModule
-from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.runtime.export import export
 from vla_lab.runtime.policy import load_policy
 from vla_lab.train import train
@@ -53,7 +53,7 @@ def test_diffusion_trains_checkpoints_acts_and_exports_a_dir_plain_lerobot_loads
     action = policy.act(frame)
     assert action.shape == (6,) and np.isfinite(action).all()
     batch = {k: v[None] if torch.is_tensor(v) else [v] for k, v in frame.items()}
-    assert load_module(ckpt).predict_action_chunk(batch).shape == (1, 8, 6)
+    assert load_checkpoint(ckpt).module.predict_action_chunk(batch).shape == (1, 8, 6)
 
     out = export(ckpt, tmp_path / "exported")
     theirs = lr.get_policy_class("diffusion").from_pretrained(out)

@@ -22,7 +22,7 @@ from vla_lab.data.synthetic.lerobot import (
     write_synthetic_lerobot,
 )
 from vla_lab.lerobot_api import IMAGENET_STATS, LeRobotDataset
-from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.train import train
 
 IMAGE = "observation.images.front"
@@ -157,7 +157,7 @@ def test_a_joint_the_train_episodes_never_move_warns_trains_and_normalises_safel
         warning = f"{key} dimension {joint} ('wrist_roll') never varies over the train episodes"
         assert caplog.text.count(warning) == 1 and str(root) in caplog.text
 
-    module = load_module(run / "checkpoints" / "last.ckpt")
+    module = load_checkpoint(run / "checkpoints" / "last.ckpt").module
     mean = torch.tensor(module.dataset_stats["observation.state"]["mean"], dtype=torch.float32)
     moved = mean.clone()
     moved[joint] = value + deviation

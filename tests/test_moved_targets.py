@@ -18,7 +18,7 @@ from vla_lab.data.physical_ai_av.commands import Commands
 from vla_lab.driving.commands import RuleLabeler
 from vla_lab.driving.unicycle import UnicycleActionSpace
 from vla_lab.models.module import CHECKPOINT_KEY
-from vla_lab.runtime.checkpoint import checkpoint_config
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.utils.moved import MOVED, moved_target, rewrite_moved_targets
 
 
@@ -94,7 +94,7 @@ def test_old_checkpoint_config_is_read_with_current_targets(tmp_path: Path) -> N
     }
     torch.save({CHECKPOINT_KEY: {"config": config}}, ckpt)
 
-    cfg = checkpoint_config(ckpt)
+    cfg = load_checkpoint(ckpt).config
 
     assert get_class(cfg.data.source._target_) is MobileVLAEpisodes
     assert cfg.model._target_ == "vla_lab.models.lerobot.act.ACTModule"

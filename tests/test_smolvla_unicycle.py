@@ -13,7 +13,7 @@ from vla_lab.data import datamodule_for
 from vla_lab.driving.metrics import constant_velocity_rollout
 from vla_lab.features import FUTURE_XYZ, HISTORY_ROT, HISTORY_XYZ
 from vla_lab.models.lerobot.smolvla_unicycle import SmolVLAUnicycleModule, flow_loss_and_estimate
-from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.train import train
 
 DEMO = ["experiment=av_smolvla_unicycle_demo", "hardware.num_workers=0", "hardware.batch_size=4"]
@@ -71,7 +71,7 @@ def test_training_logs_driving_metrics_and_the_checkpoint_predicts_trajectories(
     assert 0.0 <= metrics["val/comfort"] <= 1.0
     # The single sample is one of the 6 (model.min_ade_samples): the best of them is no worse.
     assert metrics["val/min_ade@6"] <= metrics["val/ade"] + 1e-6 and "val/min_fde@6" in metrics
-    module = load_module(run / "checkpoints" / "last.ckpt")
+    module = load_checkpoint(run / "checkpoints" / "last.ckpt").module
     cfg = make_cfg(DEMO)
     batch = next(iter(datamodule_for(cfg.data, module).dataloader("val")))
     out = module.predict_trajectory(batch)

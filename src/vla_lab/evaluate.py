@@ -33,7 +33,7 @@ from vla_lab.evaluation.metrics import prediction_metrics
 from vla_lab.evaluation.plots import evaluation_figures, save_figures
 from vla_lab.evaluation.predictions import collect_predictions
 from vla_lab.features import require_features
-from vla_lab.runtime.checkpoint import checkpoint_config, load_module
+from vla_lab.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
 from vla_lab.utils.logging import get_logger
 from vla_lab.utils.run import final_metrics, write_metrics
 
@@ -88,8 +88,10 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     evaluated = []
     for path, label in zip(paths, labels, strict=True):
         ckpt_dir = output_dir if len(paths) == 1 else output_dir / label
-        metrics = evaluate_checkpoint(path, cfg, ckpt_dir)
-        experiment = checkpoint_config(path).get("experiment_name") or "?"
+        checkpoint = load_checkpoint(path)
+        experiment = checkpoint.config.get("experiment_name") or "?"
+        metrics = evaluate_checkpoint(checkpoint, cfg, ckpt_dir)
+        del checkpoint  # its module goes before the next checkpoint's is built
         evaluated.append(EvaluatedCheckpoint(label, str(path), experiment, str(ckpt_dir), metrics))
     if len(paths) > 1:
         table = write_comparison(evaluated, output_dir, cfg.split)
@@ -98,13 +100,13 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
 
 
 def evaluate_checkpoint(
-    ckpt_path: str | Path, cfg: DictConfig, output_dir: Path
+    checkpoint: LoadedCheckpoint, cfg: DictConfig, output_dir: Path
 ) -> dict[str, float]:
     """One checkpoint's metrics on `cfg.split`; writes metrics.json, plots and TensorBoard logs."""
     pl.seed_everything(cfg.seed, workers=True)
-    module = load_module(ckpt_path)
+    module = checkpoint.module
     set_min_ade_samples(module, cfg.get("min_ade_samples"))
-    datamodule = datamodule_for(evaluation_data_config(cfg, ckpt_path), module)
+    datamodule = datamodule_for(evaluation_data_config(cfg, checkpoint.config), module)
     # The checkpoint carries its own stats; only check that the data serves what the model reads.
     require_features(datamodule.features, module.required_features, type(module).__name__)
     logger = TensorBoardLogger(output_dir, name="tensorboard", version="")
@@ -135,7 +137,7 @@ def evaluate_checkpoint(
     for name, figure in figures.items():
         logger.experiment.add_figure(f"eval/{name}", figure, global_step=0, close=False)
     logger.finalize("success")
-    log.info("%s on split %s: %s (written to %s)", ckpt_path, cfg.split, metrics, output_dir)
+    log.info("%s on split %s: %s (written to %s)", checkpoint.path, cfg.split, metrics, output_dir)
     return metrics
 
 
@@ -146,12 +148,12 @@ def set_min_ade_samples(module, k: int | None) -> None:
         module.min_ade_samples = k
 
 
-def evaluation_data_config(cfg: DictConfig, ckpt_path: str | Path) -> DictConfig:
-    """`cfg.data` when given, else the data config the checkpoint was trained with, loading with
-    this job's `hardware` settings (batch size, workers)."""
+def evaluation_data_config(cfg: DictConfig, trained: DictConfig) -> DictConfig:
+    """`cfg.data` when given, else the data config the checkpoint was trained with (`trained`:
+    its run config), loading with this job's `hardware` settings (batch size, workers)."""
     if cfg.get("data"):
         return cfg.data
-    data_cfg = OmegaConf.create(OmegaConf.to_container(checkpoint_config(ckpt_path).data))
+    data_cfg = OmegaConf.create(OmegaConf.to_container(trained.data))
     with open_dict(data_cfg):
         for key in LOADER_KEYS:
             if key in data_cfg and key in cfg.hardware:

@@ -26,7 +26,7 @@ from vla_lab.data.formats import data_config_for
 from vla_lab.driving.metrics import ade
 from vla_lab.evaluation.render import InferenceRenderer
 from vla_lab.features import FUTURE_XYZ
-from vla_lab.runtime.checkpoint import checkpoint_config
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.runtime.policy import load_policy
 from vla_lab.utils.config import compose_config
 from vla_lab.utils.io import atomic_write
@@ -57,9 +57,10 @@ def input_data_config(input_path: str | None, trained: DictConfig, paths: DictCo
 def infer(cfg: DictConfig) -> Path:
     """Write `predictions.parquet` in the run dir; see the module docstring."""
     output_dir = Path(cfg.paths.output_dir)
-    policy = load_policy(cfg.ckpt_path, device=cfg.get("device", "auto"))
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    policy = load_policy(checkpoint, device=cfg.get("device", "auto"))
     module = policy.module
-    trained = checkpoint_config(cfg.ckpt_path)
+    trained = checkpoint.config
     data_cfg = (
         cfg.data if cfg.get("data") else input_data_config(cfg.get("input"), trained, cfg.paths)
     )

@@ -32,6 +32,8 @@ from vla_lab.utils.moved import rewrite_moved_targets
 log = get_logger(__name__)
 
 CHECKPOINT_KEY = "vla_lab"
+# Where in `checkpoint[CHECKPOINT_KEY]` the train loader's position within its epoch is kept.
+LOADER_POSITION_KEY = "train_loader"
 NONFINITE_POLICIES = ("stop", "skip")
 
 
@@ -118,6 +120,8 @@ class VLAModule(pl.LightningModule):
         self.dataset_features: dict[str, Feature] = {}
         self.dataset_stats: Stats = {}
         self.run_config: dict | None = None
+        # The train loader's position read from the checkpoint being resumed (on_train_start).
+        self.resumed_loader_position: dict | None = None
         # What to do with a NaN/inf training loss: "stop" (default) or "skip" the batch.
         # A run-level choice: train() sets it from the config's `nonfinite_loss`.
         self.nonfinite_loss = "stop"
@@ -277,22 +281,32 @@ class VLAModule(pl.LightningModule):
 
     # ---- self-contained checkpoints -----------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Store what a checkpoint needs to be used alone: config, dataset features and stats."""
+        """Store what a checkpoint needs to be used alone: config, dataset features and stats;
+        and, for a resume, where the train loader is within its epoch."""
         checkpoint[CHECKPOINT_KEY] = {
             "config": self.run_config,
             "features": {k: f.to_dict() for k, f in self.dataset_features.items()},
             "stats": self.dataset_stats,
             **self.extra_checkpoint_payload(),
         }
+        loader = self.trainer.train_dataloader
+        if callable(getattr(loader, "state_dict", None)):  # `vla_lab.data.resumable`
+            checkpoint[CHECKPOINT_KEY][LOADER_POSITION_KEY] = loader.state_dict()
 
     def on_train_start(self) -> None:
         # Asking for estimated_stepping_batches in configure_optimizers makes Lightning (2.5)
         # build the train loader before it restores a checkpoint, and then it never hands the
-        # loader its saved position; hand it over now, before the first batch is drawn
-        # (`vla_lab.data.resumable`). A no-op unless resuming.
-        self.trainer.fit_loop._load_combined_loader_states()
+        # loader its saved position; hand over the one this module saved, before the first
+        # batch is drawn (`vla_lab.data.resumable`). Only when resuming: a module built from a
+        # checkpoint and then trained afresh starts its epoch at the beginning.
+        position, self.resumed_loader_position = self.resumed_loader_position, None
+        loader = self.trainer.train_dataloader
+        resuming = self.trainer.ckpt_path is not None
+        if position is not None and resuming and callable(getattr(loader, "load_state_dict", None)):
+            loader.load_state_dict(position)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.resumed_loader_position = saved_loader_position(checkpoint)
         payload = checkpoint.get(CHECKPOINT_KEY, {})
         self.dataset_stats = payload.get("stats", self.dataset_stats)
         config = payload.get("config", self.run_config)
@@ -307,3 +321,18 @@ class VLAModule(pl.LightningModule):
     def extra_checkpoint_payload(self) -> dict:
         """Model-specific files a checkpoint must carry (e.g. the backbone's tokenizer)."""
         return {}
+
+
+def saved_loader_position(checkpoint: dict) -> dict | None:
+    """The train loader's position saved in `checkpoint` (`VLAModule.on_save_checkpoint`).
+
+    Checkpoints written before this module saved it have only Lightning's own copy, in its fit
+    loop's state (`loops.fit_loop.state_dict.combined_loader`: one entry per train loader; the
+    layout of Lightning 2.5, pinned by tests/test_crash_safety.py).
+    """
+    payload = checkpoint.get(CHECKPOINT_KEY) or {}
+    if LOADER_POSITION_KEY in payload:
+        return payload[LOADER_POSITION_KEY]
+    fit_loop = (checkpoint.get("loops") or {}).get("fit_loop") or {}
+    loaders = (fit_loop.get("state_dict") or {}).get("combined_loader") or []
+    return loaders[0] if len(loaders) == 1 else None

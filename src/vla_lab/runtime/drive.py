@@ -38,7 +38,7 @@ from vla_lab import features as ft
 from vla_lab.data.physical_ai_av.clips import PhysicalAIAVClips
 from vla_lab.data.physical_ai_av.samples import AVSamples
 from vla_lab.driving.commanders import Frame
-from vla_lab.runtime.checkpoint import checkpoint_config
+from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.runtime.commanders import build_commander
 from vla_lab.runtime.drive_clock import LatestSlot, RealtimeClock, ReplayClock
 from vla_lab.runtime.drive_commander import Command, CommanderThread
@@ -54,17 +54,18 @@ SYNTHETIC = "synthetic"
 PERCENTILES = (50, 95, 99)
 
 
-def replay_source(cfg: DictConfig) -> PhysicalAIAVClips:
-    """The checkpoint's own sample source (image size, state, action space), reading `cfg.input`
-    with one sample every 1/agent_hz s and the Commander's initial command as the task."""
-    trained = checkpoint_config(cfg.ckpt_path).data.source
+def replay_source(cfg: DictConfig, trained: DictConfig) -> PhysicalAIAVClips:
+    """The checkpoint's own sample source (`trained`: its run config; image size, state, action
+    space), reading `cfg.input` with one sample every 1/agent_hz s and the Commander's initial
+    command as the task."""
+    source = trained.data.source
     target = f"{PhysicalAIAVClips.__module__}.{PhysicalAIAVClips.__name__}"
-    if trained.get("_target_") != target:
+    if source.get("_target_") != target:
         raise TypeError(
-            f"{cfg.ckpt_path} was trained on {trained.get('_target_')}; driving needs a model "
+            f"{cfg.ckpt_path} was trained on {source.get('_target_')}; driving needs a model "
             "trained on PhysicalAI-AV clips (experiment=av_smolvla_unicycle[_demo])"
         )
-    options = OmegaConf.to_container(trained, resolve=True)
+    options = OmegaConf.to_container(source, resolve=True)
     options.pop("_target_")
     if str(cfg.input) == SYNTHETIC:
         # The clips the checkpoint trained on when they were synthetic, else the writer's defaults.
@@ -160,10 +161,11 @@ def drive(cfg: DictConfig) -> dict[str, Any]:
 
 def _drive(cfg: DictConfig, agent_hz: float, duration_s: float, period_s: float) -> dict:
     output_dir = Path(str(cfg.paths.output_dir))
-    policy = load_policy(cfg.ckpt_path, device=str(cfg.device))
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    policy = load_policy(checkpoint, device=str(cfg.device))
     if not policy.module.capabilities.trajectories:
         raise TypeError(f"{cfg.ckpt_path} is not a driving model (it plans no trajectories)")
-    source = replay_source(cfg)
+    source = replay_source(cfg, checkpoint.config)
     clips = source.episodes()
     if not clips:
         raise ValueError(f"input={cfg.input}: no usable clip ({dict(source.skipped)})")

@@ -33,10 +33,11 @@ import json
 import shutil
 from pathlib import Path
 
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from vla_lab.models.backbones.files import WEIGHT_SUFFIXES
-from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
 from vla_lab.runtime.export_file import GRAPH_FORMATS, export_graph_file
 from vla_lab.utils.config import hydra_app
 from vla_lab.utils.io import atomic_write_dir
@@ -61,13 +62,14 @@ USAGE = (
 
 
 def export(
-    ckpt_path: str | Path,
+    ckpt_path: str | Path | LoadedCheckpoint,
     out: str | Path,
     format: str = "lerobot",
     atol: float | None = None,
     dtype: str = "float32",
 ) -> Path:
-    """Write `ckpt_path` as `format` at `out` (atomically: all of it or nothing).
+    """Write `ckpt_path` (a file or a `LoadedCheckpoint`) as `format` at `out` (atomically:
+    all of it or nothing).
 
     `atol` and `dtype` apply to the graph formats (torchscript, onnx) only.
     """
@@ -80,14 +82,17 @@ def export(
         raise FileExistsError(f"Export target {final} exists; remove it or pick another out=.")
     if format in GRAPH_FORMATS:
         return export_graph_file(ckpt_path, final, format, atol, dtype)
-    module = load_module(ckpt_path)
-    if "lerobot" not in module.capabilities.export_formats:
+    checkpoint = load_checkpoint(ckpt_path)
+    model_cfg = checkpoint.config.model
+    module_class = get_class(model_cfg._target_).built_class(model_cfg)
+    if "lerobot" not in module_class.capabilities.export_formats:  # before the module build
         raise ValueError(
-            f"format=lerobot exports LeRobot policies (model=lerobot, act, smolvla); {ckpt_path} "
-            f"holds a {type(module).__name__}."
+            "format=lerobot exports LeRobot policies (model=lerobot, act, smolvla); "
+            f"{checkpoint.path} holds a {module_class.__name__}."
         )
+    module = checkpoint.module
     atomic_write_dir(final, lambda tmp: write_lerobot_dir(module, tmp, final))
-    log.info("Exported %s to %s. %s", ckpt_path, final, ROBOT_COMMAND.format(dir=final))
+    log.info("Exported %s to %s. %s", checkpoint.path, final, ROBOT_COMMAND.format(dir=final))
     return final
 
 

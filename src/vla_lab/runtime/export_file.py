@@ -18,7 +18,7 @@ import torch
 from hydra.utils import get_class
 
 from vla_lab.models.module import CapabilityError
-from vla_lab.runtime.checkpoint import checkpoint_config, load_module
+from vla_lab.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
 from vla_lab.utils.io import atomic_write, atomic_write_text
 from vla_lab.utils.logging import get_logger
 
@@ -31,22 +31,28 @@ ONNX_OPSET = 17
 
 
 def export_graph_file(
-    ckpt_path: str | Path, final: Path, format: str, atol: float | None, dtype: str
+    ckpt_path: str | Path | LoadedCheckpoint,
+    final: Path,
+    format: str,
+    atol: float | None,
+    dtype: str,
 ) -> Path:
-    """Export `ckpt_path`'s graph to `final`, verified within `atol`; see the module docstring."""
+    """Export the graph of `ckpt_path` (a file or a `LoadedCheckpoint`) to `final`, verified
+    within `atol`; see the module docstring."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not one of {', '.join(DTYPES)}.")
-    model_cfg = checkpoint_config(ckpt_path).model
+    checkpoint = load_checkpoint(ckpt_path)
+    model_cfg = checkpoint.config.model
     target = str(model_cfg._target_)
     module_class = get_class(target).built_class(model_cfg)
-    if format not in module_class.capabilities.export_formats:  # before the (slow) module load
+    if format not in module_class.capabilities.export_formats:  # before the (slow) module build
         formats = ", ".join(module_class.capabilities.export_formats) or "none"
         raise CapabilityError(
             module_class.capabilities.graph_export_note
             or f"{module_class.__name__} has no {format} export (its formats: {formats})."
         )
     atol = DEFAULT_ATOL[dtype] if atol is None else float(atol)
-    exported = load_module(ckpt_path).export_graph()
+    exported = checkpoint.module.export_graph()
     graph, input_names, output_names = exported.graph, exported.input_names, exported.output_names
     inputs, expected = exported.example_inputs, exported.reference_outputs
 
@@ -68,8 +74,9 @@ def export_graph_file(
         )
         if not max(errors) <= atol:
             raise ValueError(
-                f"The {format} export of {ckpt_path} differs from the PyTorch module by up to "
-                f"{max(errors):.3g} (per output {dict(zip(output_names, errors, strict=True))}), "
+                f"The {format} export of {checkpoint.path} differs from the PyTorch module by up "
+                f"to {max(errors):.3g} "
+                f"(per output {dict(zip(output_names, errors, strict=True))}), "
                 f"over atol={atol:g}; nothing was written to {final}. Pass a larger atol= if "
                 "that is acceptable for your controller, or report the model and dtype."
             )
@@ -79,7 +86,7 @@ def export_graph_file(
 
     sidecar = {
         "format": format,
-        "checkpoint": str(Path(ckpt_path).resolve()),
+        "checkpoint": str(checkpoint.path.resolve()),
         "model": target,
         "dtype": dtype,
         "batch_size": 1,
@@ -102,7 +109,9 @@ def export_graph_file(
         "stats": exported.stats_used,
     }
     atomic_write_text(Path(f"{final}.json"), json.dumps(sidecar, indent=2))
-    log.info("Exported %s to %s (max abs error %.3g <= atol %g)", ckpt_path, final, max_error, atol)
+    log.info(
+        "Exported %s to %s (max abs error %.3g <= atol %g)", checkpoint.path, final, max_error, atol
+    )
     return final
 
 

@@ -29,24 +29,26 @@ import torch.nn.functional as F
 
 from vla_lab import features as ft
 from vla_lab.models.module import VLAModule
-from vla_lab.runtime.checkpoint import load_module
+from vla_lab.runtime.checkpoint import LoadedCheckpoint, load_checkpoint
 from vla_lab.utils.device import resolve_device
 
 
 def load_policy(
-    ckpt_path: str | Path,
+    ckpt_path: str | Path | LoadedCheckpoint,
     device: str = "auto",
     n_action_steps: int | None = None,
     temporal_ensemble_coeff: float | None = None,
 ) -> Policy:
     """The checkpoint's policy, from the file alone (config, stats, tokenizer and backbone files
-    travel inside it), on `device` ("auto": CUDA when available).
+    travel inside it), on `device` ("auto": CUDA when available). A job that also needs the
+    checkpoint's config passes its `LoadedCheckpoint` (`vla_lab.runtime.checkpoint`), so the file
+    is read once.
 
     `n_action_steps` (default: the model's, else its whole chunk) and `temporal_ensemble_coeff`
     (default: the model's, if any) set how `act` turns chunks into actions.
     """
     device = resolve_device(device)
-    module = load_module(ckpt_path, map_location=str(device))
+    module = load_checkpoint(ckpt_path).module
     return Policy(module, device, n_action_steps, temporal_ensemble_coeff)
 
 
