@@ -24,7 +24,6 @@ import base64
 import html
 import io
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -306,10 +305,7 @@ def label_dataset(cfg: DictConfig) -> Path:
 
 def main() -> None:
     """`python -m vla_lab.label key=value ...` (`--help` lists the keys)."""
-    try:
-        hydra_app(label_dataset, "label")()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    hydra_app(label_dataset, "label")()
 
 
 if __name__ == "__main__":

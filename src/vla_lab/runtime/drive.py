@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -315,10 +314,7 @@ def summary(report: dict[str, Any]) -> str:
 
 def main() -> None:
     """`python -m vla_lab.runtime.drive key=value ...` (`conf/drive.yaml`; `--help` lists them)."""
-    try:
-        hydra_app(drive, "drive")()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    hydra_app(drive, "drive")()
 
 
 if __name__ == "__main__":

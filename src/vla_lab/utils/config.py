@@ -4,6 +4,7 @@ how a library job becomes a `python -m vla_lab.<verb>` command."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,19 @@ def hydra_app(job: Callable[[DictConfig], Any], config_name: str) -> Callable[[]
     `main()` and it reads ``sys.argv`` (``key=value`` overrides, ``--help``, ``--cfg job``).
 
     Nothing happens at import time; the job itself stays a plain function of a DictConfig that a
-    test calls with `compose_config(..., config_name=...)`.
+    test calls with `compose_config(..., config_name=...)`. Ctrl-C ends the command with exit
+    status 130 (the shell's convention) once the job has saved what it had, without a traceback.
     """
     prepare_hydra()
-    return hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
+    app = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(job)
+
+    def run() -> Any:
+        try:
+            return app()
+        except KeyboardInterrupt:
+            sys.exit(130)
+
+    return run
 
 
 def plain_dict(node: Mapping[str, Any]) -> dict[str, Any]:
