@@ -88,7 +88,7 @@ def test_comparison_bolds_the_lowest_error_and_the_highest_comfort():
         metrics = {"val/ade": ade, "val/comfort": comfort, "val/baseline_ade": 3.0}
         return EvaluatedCheckpoint(label, f"{label}.ckpt", "av", f"out/{label}", metrics)
 
-    table = comparison_markdown([column("a", 1.0, 0.2), column("b", 2.0, 0.9)], split="val")
+    table = comparison_markdown([column("a", 1.0, 0.2), column("b", 2.0, 0.9)], "split `val`")
 
     rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| val/")}
     assert rows["| val/ade"] == "| val/ade | **1** | 2 |"

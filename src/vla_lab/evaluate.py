@@ -1,8 +1,13 @@
-"""The evaluation job: checkpoints' metrics on a split, with plots, and a table comparing them.
+"""The evaluation job: checkpoints' metrics on a split (open loop) or in a simulated world (closed
+loop), with plots, and a table comparing them.
 
-For each checkpoint: `trainer.validate` gives the metrics under training's names (`val/loss`, loss
-terms, `val/action_type_acc`, ...); a second pass over the split through the agent interface
-(`predict_action_chunk`, `predict_trajectory`) keeps every frame's prediction and gives
+`mode=closed_loop` rolls each checkpoint's Policy out in `env` (default: the world it was trained
+with) for `episodes` seeded episodes: see `vla_lab.evaluation.closed_loop`.
+
+`mode=open_loop` (the default), for each checkpoint: `trainer.validate` gives the metrics under
+training's names (`val/loss`, loss terms, `val/action_type_acc`, ...); a second pass over the
+split through the agent interface (`predict_action_chunk`, `predict_trajectory`) keeps every
+frame's prediction and gives
 `val/mae_<dim>` and, for driving models, ADE/FDE at 0.5/1/3/5/6.4 s and the comfort rate. The
 second pass also supplies `val/mae`, `val/baseline_mae`, `val/ade`, ... (the same definitions as in
 training), so for models that sample (flow matching) every number in `metrics.json` describes the
@@ -28,6 +33,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from vla_lab.data import datamodule_for
+from vla_lab.evaluation.closed_loop import evaluate_closed_loop
 from vla_lab.evaluation.comparison import EvaluatedCheckpoint, write_comparison
 from vla_lab.evaluation.metrics import prediction_metrics
 from vla_lab.evaluation.plots import evaluation_figures, save_figures
@@ -39,6 +45,7 @@ from vla_lab.utils.run import final_metrics, write_metrics
 
 log = get_logger(__name__)
 
+MODES = ("open_loop", "closed_loop")
 # Data loader settings the evaluation's `hardware` group decides, even for the checkpoint's data.
 LOADER_KEYS = ("batch_size", "num_workers", "pin_memory")
 
@@ -80,6 +87,9 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     label, plus `comparison.md`/`comparison.json` side by side in the run dir.
     """
     output_dir = Path(cfg.paths.output_dir)
+    mode = cfg.get("mode", "open_loop")
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {MODES}")
     limit = cfg.get("limit_batches")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit_batches={limit!r}: give a number of batches >= 1, or null")
@@ -90,12 +100,16 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         ckpt_dir = output_dir if len(paths) == 1 else output_dir / label
         checkpoint = load_checkpoint(path)
         experiment = checkpoint.config.get("experiment_name") or "?"
-        metrics = evaluate_checkpoint(checkpoint, cfg, ckpt_dir)
+        if mode == "closed_loop":
+            metrics = evaluate_closed_loop(checkpoint, cfg, ckpt_dir)
+        else:
+            metrics = evaluate_checkpoint(checkpoint, cfg, ckpt_dir)
         del checkpoint  # its module goes before the next checkpoint's is built
         evaluated.append(EvaluatedCheckpoint(label, str(path), experiment, str(ckpt_dir), metrics))
     if len(paths) > 1:
-        table = write_comparison(evaluated, output_dir, cfg.split)
-        log.info("Compared %d checkpoints on split %s: %s", len(paths), cfg.split, table)
+        where = f"split `{cfg.split}`" if mode == "open_loop" else "closed loop"
+        table = write_comparison(evaluated, output_dir, where)
+        log.info("Compared %d checkpoints (%s): %s", len(paths), where, table)
     return {c.label: c.metrics for c in evaluated}
 
 

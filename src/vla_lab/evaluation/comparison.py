@@ -9,8 +9,9 @@ from pathlib import Path
 
 from vla_lab.utils.io import atomic_write_text
 
-# Metrics where more is better (comfort rate, action-class accuracy); every other one is an error.
-HIGHER_IS_BETTER = ("comfort", "acc")
+# Metrics where more is better (comfort rate, action-class accuracy, closed-loop success and its
+# interval's bounds); every other one is an error or a cost.
+HIGHER_IS_BETTER = ("comfort", "acc", "success_rate", "ci_low", "ci_high")
 
 
 @dataclass
@@ -36,14 +37,14 @@ def _cell(value: float | None, best: bool) -> str:
     return f"**{text}**" if best else text
 
 
-def comparison_markdown(checkpoints: list[EvaluatedCheckpoint], split: str) -> str:
+def comparison_markdown(checkpoints: list[EvaluatedCheckpoint], where: str) -> str:
     """A markdown table: one row per metric, one column per checkpoint; the best value of each row
     is bold (lowest, or highest for comfort and accuracies) when at least two can be compared.
     Baseline rows are never bold: they describe the data, not the checkpoint."""
     names = sorted({name for c in checkpoints for name in c.metrics})
     header = ["metric", *(f"{c.label} ({c.experiment})" for c in checkpoints)]
     lines = [
-        f"# Evaluation on split `{split}`",
+        f"# Evaluation on {where}",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" + "---:|" * len(checkpoints),
@@ -61,7 +62,7 @@ def comparison_markdown(checkpoints: list[EvaluatedCheckpoint], split: str) -> s
 
 
 def write_comparison(
-    checkpoints: list[EvaluatedCheckpoint], output_dir: str | Path, split: str
+    checkpoints: list[EvaluatedCheckpoint], output_dir: str | Path, where: str
 ) -> Path:
     """Write `comparison.md` and `comparison.json` into `output_dir`; returns the markdown path."""
     output_dir = Path(output_dir)
@@ -69,7 +70,6 @@ def write_comparison(
         {**asdict(c), "metrics": {k: v if math.isfinite(v) else None for k, v in c.metrics.items()}}
         for c in checkpoints
     ]
-    atomic_write_text(
-        output_dir / "comparison.json", json.dumps({"split": split, "checkpoints": rows}, indent=2)
-    )
-    return atomic_write_text(output_dir / "comparison.md", comparison_markdown(checkpoints, split))
+    summary = {"evaluated_on": where, "checkpoints": rows}
+    atomic_write_text(output_dir / "comparison.json", json.dumps(summary, indent=2))
+    return atomic_write_text(output_dir / "comparison.md", comparison_markdown(checkpoints, where))

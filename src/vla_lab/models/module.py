@@ -72,12 +72,15 @@ class Capabilities:
     - `export_formats`: what `python -m vla_lab.runtime.export format=...` writes for it:
       `lerobot` (a LeRobot policy directory), `torchscript` / `onnx` (`export_graph()`).
     - `graph_export_note`: why it has no graph export, when that needs saying (SmolVLA).
+    - `observation_extras`: sample keys beyond cameras, state and task that it reads when it
+      acts (the driving ego history), so a Policy and a simulated world can be checked to fit.
     """
 
     trajectories: bool = False
     feature_cache: bool = False
     export_formats: tuple[str, ...] = ()
     graph_export_note: str = ""
+    observation_extras: tuple[str, ...] = ()
 
 
 @dataclass

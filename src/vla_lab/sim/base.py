@@ -44,9 +44,12 @@ class Agent(Protocol):
 
 
 class SimEnv(gym.Env):
-    """A simulated world; see the module docstring. Subclasses set `scenarios`."""
+    """A simulated world; see the module docstring. Subclasses set `scenarios`, and
+    `score_metric`: the metric that ranks failed episodes for the videos of the worst ones (lower
+    is worse; PDMS for driving)."""
 
     scenarios: ClassVar[tuple[str, ...]] = ()
+    score_metric: ClassVar[str] = "success"
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def episode_metrics(self) -> dict[str, float]:
@@ -63,9 +66,12 @@ class SimEnv(gym.Env):
 
 
 def episode_specs(
-    scenarios: list[str] | tuple[str, ...], episodes_per_scenario: int, seed: int = 0
+    scenarios: list[str] | tuple[str, ...], episodes: int, seed: int = 0
 ) -> list[EpisodeSpec]:
-    """`episodes_per_scenario` seeded episodes of each scenario, scenarios interleaved (so a
-    prefix of the list covers every scenario); episode i has seed `seed + i`."""
-    n = len(scenarios) * episodes_per_scenario
-    return [EpisodeSpec(i, scenarios[i % len(scenarios)], seed + i) for i in range(n)]
+    """`episodes` seeded episodes, the scenarios interleaved (so any 8 consecutive episodes of a
+    world with 8 scenarios cover all of them); episode i has seed `seed + i`."""
+    if not scenarios or episodes < 1:
+        raise ValueError(
+            f"episode_specs needs scenarios and episodes >= 1; got {scenarios}, {episodes}"
+        )
+    return [EpisodeSpec(i, scenarios[i % len(scenarios)], seed + i) for i in range(episodes)]

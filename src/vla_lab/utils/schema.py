@@ -122,6 +122,18 @@ class FinetuneConf:
 
 
 @dataclass
+class EnvConf:
+    """`conf/env/`: a simulated world for closed-loop evaluation and the rollout callback."""
+
+    id: str = MISSING  # a registered gymnasium id (vla_lab.sim registers ours)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    scenarios: list[str] | None = None  # null: all of the world's
+    episodes: int = 50
+    seed: int = 1_000_000
+    n_action_steps: int | None = None  # null: the model's own
+
+
+@dataclass
 class TrainConf:
     """`conf/train.yaml`: the run flags and the typed groups."""
 
@@ -134,6 +146,7 @@ class TrainConf:
     trainer: TrainerConf = field(default_factory=TrainerConf)
     logger: dict[str, Any] | None = None
     callbacks: dict[str, Any] | None = None
+    env: EnvConf | None = None
     paths: PathsConf = field(default_factory=PathsConf)
     experiment_name: str = MISSING
     run_name: str = MISSING

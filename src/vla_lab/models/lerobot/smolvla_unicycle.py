@@ -45,7 +45,11 @@ class SmolVLAUnicycleModule(SmolVLAModule):
     """SmolVLA + unicycle integration layer; `predict_trajectory` gives controls and poses."""
 
     required_features = [ft.ACTION, ft.STATE, FUTURE_XYZ, HISTORY_XYZ, HISTORY_ROT]
-    capabilities = dataclasses.replace(SmolVLAModule.capabilities, trajectories=True)
+    capabilities = dataclasses.replace(
+        SmolVLAModule.capabilities,
+        trajectories=True,
+        observation_extras=(HISTORY_XYZ, HISTORY_ROT),
+    )
     module_head_keys = ("trajectory_loss",)
 
     def __init__(
