@@ -206,3 +206,13 @@ def test_summary_and_scenario_table():
     table = scenario_table(results).set_index("scenario")
     assert table.loc["near", "success_rate"] == 0.5 and table.loc["far", "success_rate"] == 1.0
     assert table.loc["all", "episodes"] == 4
+
+
+@pytest.mark.parametrize(
+    ("metric", "direction"), [("rollout/success_rate", "maximize"), ("val/mae", "minimize")]
+)
+def test_a_sweep_maximises_success_and_minimises_errors(metric: str, direction: str):
+    from vla_lab.utils.config import compose_config
+
+    cfg = compose_config(["hparams_search=mobile_vla_optuna", f"optimized_metric={metric}"])
+    assert cfg.hydra.sweeper.direction == direction

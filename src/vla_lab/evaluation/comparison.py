@@ -8,10 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vla_lab.utils.io import atomic_write_text
-
-# Metrics where more is better (comfort rate, action-class accuracy, closed-loop success and its
-# interval's bounds); every other one is an error or a cost.
-HIGHER_IS_BETTER = ("comfort", "acc", "success_rate", "ci_low", "ci_high")
+from vla_lab.utils.metric_names import higher_is_better
 
 
 @dataclass
@@ -23,11 +20,6 @@ class EvaluatedCheckpoint:
     experiment: str
     output_dir: str
     metrics: dict[str, float]
-
-
-def higher_is_better(metric: str) -> bool:
-    last = metric.rsplit("/", 1)[-1]
-    return any(last == word or last.endswith(f"_{word}") for word in HIGHER_IS_BETTER)
 
 
 def _cell(value: float | None, best: bool) -> str:

@@ -15,6 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vla_lab.utils.metric_names import sweep_direction
 from vla_lab.utils.schema import register_schemas
 
 # An editable install keeps the package at <repo>/src/vla_lab, beside <repo>/conf.
@@ -24,8 +25,11 @@ CONF_DIR = PROJECT_ROOT / "conf"
 
 def prepare_hydra() -> None:
     """Before composing: let the configs' `${oc.env:PROJECT_ROOT}` resolve (unless the user
-    pointed it elsewhere) and put the config schemas in Hydra's ConfigStore."""
+    pointed it elsewhere), register `${direction_of:<metric>}` (the sweep direction that
+    optimises a metric: maximize for `rollout/success_rate`) and put the config schemas in
+    Hydra's ConfigStore."""
     os.environ.setdefault("PROJECT_ROOT", str(PROJECT_ROOT))
+    OmegaConf.register_new_resolver("direction_of", sweep_direction, replace=True)
     register_schemas()
 
 
