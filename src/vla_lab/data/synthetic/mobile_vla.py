@@ -33,7 +33,7 @@ def write_synthetic_episodes(
     seed: int = 0,
     short_fraction: float = 0.1,
     noise: float = 2.0,
-    key_noise: float = 0.1,
+    key_noise: float = 0.05,
 ) -> list[Path]:
     """Write ``num_episodes`` collector-layout ``.h5`` files under ``root``; return their paths.
 

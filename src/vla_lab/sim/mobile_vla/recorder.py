@@ -67,7 +67,7 @@ def record_episodes(
     num_frames: int | Sequence[int] = 40,
     height: int = 96,
     width: int = 128,
-    key_noise: float = 0.1,
+    key_noise: float = 0.05,
     pixel_noise: float = 2.0,
 ) -> list[Path]:
     """Write ``num_episodes`` expert episodes under ``root``; return their paths.
