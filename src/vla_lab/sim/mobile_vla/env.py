@@ -74,6 +74,7 @@ class BoxCourseEnv(SimEnv):
         )
         self.action_space = spaces.Box(-SPEED, SPEED, (3,), np.float32)
         self.course: Course | None = None
+        self.instruction = ""
         self.pose = Pose()
 
     def reset(

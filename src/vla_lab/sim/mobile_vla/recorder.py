@@ -13,6 +13,7 @@ demonstrations.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ import numpy as np
 from vla_lab.data.mobile_vla.writer import write_collector_episode
 from vla_lab.sim.base import EpisodeSpec, episode_specs
 from vla_lab.sim.mobile_vla.env import CAMERA_KEY, BoxCourseEnv
+
+log = logging.getLogger(__name__)
 
 DISTANCE_CLASSES = ((2.0, "close"), (2.8, "medium"), (float("inf"), "far"))  # first box, metres
 
@@ -34,7 +37,6 @@ class Recording:
     start_m: float
     images: np.ndarray
     actions: np.ndarray
-    metrics: dict[str, float]
 
 
 def record_episode(
@@ -56,7 +58,6 @@ def record_episode(
         start_m=env.course.boxes[0].ahead_m,
         images=np.stack(images),
         actions=np.stack(actions).astype(np.float32),
-        metrics=env.episode_metrics(),
     )
 
 
@@ -85,11 +86,15 @@ def record_episodes(
     env = BoxCourseEnv(height, width, max_steps=max(limits, default=1), pixel_noise=pixel_noise)
     per_scenario = -(-num_episodes // len(env.scenarios))
     specs = episode_specs(env.scenarios, per_scenario, seed)[:num_episodes]
-    paths = []
+    paths, failed = [], 0
     for spec, limit in zip(specs, limits, strict=True):
         recording = record_episode(env, spec, limit, key_noise)
+        failed += env.failure_reason() not in ("", "timeout")
         path = Path(root) / _file_name(spec.index, recording)
         paths.append(write_collector_episode(path, recording.images, recording.actions))
+    log.info(
+        "Recorded %d box-course episodes under %s, %d ended in a failure", len(paths), root, failed
+    )
     return paths
 
 

@@ -4,8 +4,8 @@ and when its footprint touches a box or leaves the course.
 Frames follow ROS: x forward along the course, y to the left, yaw counter-clockwise; the robot
 starts at the origin facing +x. Actions are the teleop's (linear_x, linear_y, angular_z), about
 +-1.15 per key; one action is one keypress of 0.3 s. Translation is scaled so that a full key
-moves today's 0.3 m (the collector's robot covers about 0.3 m per press, a little less than
-1.15 m/s * 0.3 s), rotation is angular_z * 0.3 s (a full key turns 0.345 rad).
+moves 0.3 m, the step the synthetic demo data always used (1.15 m/s * 0.3 s would be 0.345 m);
+rotation is angular_z * 0.3 s (a full key turns 0.345 rad).
 
 Scenarios (``<1box|2box>_<vert|hori>_<left|right>``): ``vert`` boxes are narrow (0.4 m) and for
 ``2box`` stand one behind the other; ``hori`` boxes are wide (0.8 m) and for ``2box`` stand side
