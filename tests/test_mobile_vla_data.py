@@ -15,11 +15,10 @@ import torch
 from vla_lab.data.augment import build_train_transform
 from vla_lab.data.mobile_vla.scenario import build_instruction, parse_scenario, swap_sides
 from vla_lab.data.mobile_vla.source import MobileVLAEpisodes
-from vla_lab.data.synthetic.mobile_vla import (
-    render_episode,
-    write_guide_episode,
-    write_synthetic_episodes,
-)
+from vla_lab.data.synthetic.mobile_vla import write_guide_episode, write_synthetic_episodes
+from vla_lab.sim.base import EpisodeSpec
+from vla_lab.sim.mobile_vla.env import BoxCourseEnv
+from vla_lab.sim.mobile_vla.recorder import record_episode
 
 IMAGE = "observation.images.front"
 WINDOW = list(range(-7, 1))
@@ -284,10 +283,10 @@ def test_dataset_pickles_without_open_handles_after_use(synthetic_root):
 
 
 def test_synthetic_sidestep_timing_is_only_in_the_image():
-    rng = np.random.default_rng(0)
+    env = BoxCourseEnv(24, 32, max_steps=18)
     starts = set()
-    for _ in range(6):
-        _, actions = render_episode("1box_vert_left", 18, 24, 32, rng)
+    for seed in range(6):
+        actions = record_episode(env, EpisodeSpec(seed, "1box_vert_left", seed), 18).actions
         sidesteps = np.flatnonzero(actions[:, 1] != 0)
         assert sidesteps.size and (actions[sidesteps, 1] > 0).all()  # left = +linear_y
         starts.add(int(sidesteps[0]))

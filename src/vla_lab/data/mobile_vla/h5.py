@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 ACTION_COLUMNS = ("linear_x", "linear_y", "angular_z")
+KEYPRESS_S = 0.3  # the collector's frame period: each keypress drives the robot for 0.3 s
 ACTION_TYPE_NAMES = ("move", "rotate", "stop", "special")
 
 # layout -> (images key, actions key, action width)
