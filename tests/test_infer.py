@@ -59,7 +59,7 @@ def test_each_demo_streams_its_data_into_predictions_and_a_video(
 
 
 def test_one_h5_episode_streams_every_frame(checkpoint_of, shared_dirs, tmp_path: Path):
-    episode = sorted((shared_dirs["data_dir"] / "mobile_vla_synthetic").rglob("*.h5"))[0]
+    episode = sorted((shared_dirs["data_dir"] / "mobile_vla_box_course").rglob("*.h5"))[0]
     table = run_infer(checkpoint_of("mobile_vla_demo"), tmp_path / "infer", f"input={episode}")
     assert table["episode_index"].nunique() == 1
     assert table["frame_index"].tolist() == list(range(len(table)))

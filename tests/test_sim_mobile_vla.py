@@ -18,7 +18,7 @@ from vla_lab.sim.mobile_vla.expert import KEYS
 from vla_lab.sim.mobile_vla.recorder import record_episode, record_episodes
 
 ENV_ID = "vla_lab/MobileVLABoxCourse-v0"
-SPECS = episode_specs(BoxCourseEnv.scenarios, 7, seed=100)[:50]  # every scenario, 50 episodes
+SPECS = episode_specs(BoxCourseEnv.scenarios, 50, seed=100)  # every scenario, 50 episodes
 
 
 class Constant:
@@ -148,7 +148,7 @@ def test_recordings_load_through_the_data_source(tmp_path: Path):
     episodes = datamodule.source.episodes()
     assert {Path(e.path).name for e in episodes} == recorded  # same seeds, same episodes
     env = BoxCourseEnv(48, 64)
-    for spec, info in zip(episode_specs(env.scenarios, 1, seed=5), episodes, strict=True):
+    for spec, info in zip(episode_specs(env.scenarios, len(env.scenarios), seed=5), episodes, strict=True):
         observation, _ = env.reset(seed=spec.seed, options={"scenario": spec.scenario})
         assert info.scenario["scenario"] == spec.scenario
         assert info.instruction == observation["task"]

@@ -67,7 +67,10 @@ class KosmosLSTMPolicy(VLAModule):
         self.action_type_weight = action_type_weight
         self.huber_delta = huber_delta
 
-        self.backbone = instantiate(backbone)
+        # The head's initialisation must not depend on how many random numbers a transformers
+        # release draws while loading the backbone (4.57 and 5.x differ): load it on a fork.
+        with torch.random.fork_rng(devices=[]):
+            self.backbone = instantiate(backbone)
         hidden = self.backbone.hidden_size
         self.action_token = nn.Parameter(torch.zeros(hidden))
         self.head = instantiate(

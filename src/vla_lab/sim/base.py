@@ -46,11 +46,16 @@ class Agent(Protocol):
 class SimEnv(gym.Env):
     """A simulated world; see the module docstring. Subclasses set `scenarios`, and
     `score_metric`: the metric that ranks failed episodes for the videos of the worst ones (lower
-    is worse; PDMS for driving)."""
+    is worse; PDMS for driving). `metadata["dt_s"]`: simulated seconds per step (the world's
+    clock is the step count, never the wall clock)."""
 
     scenarios: ClassVar[tuple[str, ...]] = ()
     score_metric: ClassVar[str] = "success"
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 10,
+        "dt_s": 0.1,
+    }
 
     def episode_metrics(self) -> dict[str, float]:
         """The finished episode's metrics: `success` (0.0 or 1.0) first, then the world's own."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import string
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -27,6 +27,7 @@ from vla_lab.sim.base import SimEnv
 from vla_lab.sim.mobile_vla.camera import render_view
 from vla_lab.sim.mobile_vla.expert import BoxCourseExpert, expert_path_length_m
 from vla_lab.sim.mobile_vla.world import (
+    KEYPRESS_S,
     SCENARIOS,
     SPEED,
     Course,
@@ -46,6 +47,11 @@ class BoxCourseEnv(SimEnv):
     is drawn from the seed. ``pixel_noise`` is the camera's noise std (as in the demo data)."""
 
     scenarios = SCENARIOS
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": round(1 / KEYPRESS_S, 2),
+        "dt_s": KEYPRESS_S,
+    }
 
     def __init__(
         self,

@@ -84,8 +84,7 @@ def record_episodes(
             f"{num_frames}"
         )
     env = BoxCourseEnv(height, width, max_steps=max(limits, default=1), pixel_noise=pixel_noise)
-    per_scenario = -(-num_episodes // len(env.scenarios))
-    specs = episode_specs(env.scenarios, per_scenario, seed)[:num_episodes]
+    specs = episode_specs(env.scenarios, num_episodes, seed)
     paths, failed = [], 0
     for spec, limit in zip(specs, limits, strict=True):
         recording = record_episode(env, spec, limit, key_noise)
