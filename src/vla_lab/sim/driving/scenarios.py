@@ -64,7 +64,8 @@ def draw_episode(
     (|a| <= max_accel) inside `speed_range`, as a recorded human drive would."""
     if scenario not in SCENARIOS:
         raise ValueError(f"scenario {scenario!r} is not one of {SCENARIOS}")
-    lo, hi = speed_range
+    margin = 0.1 * (speed_range[1] - speed_range[0])  # room for the expert's tracking error
+    lo, hi = speed_range[0] + margin, speed_range[1] - margin
     swing = (0.0, 1.0, 0.0)
     if max_accel > 0:
         omega = 2 * np.pi / rng.uniform(8.0, 14.0)
