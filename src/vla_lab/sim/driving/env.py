@@ -17,6 +17,7 @@ ends: terminated on a collision or far off the road, truncated after `duration_s
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ from vla_lab.sim.driving.scenarios import SCENARIOS, Episode, draw_episode
 from vla_lab.sim.driving.world import N_HISTORY, RoadWorld
 
 COMMANDERS = ("scripted",)
+_CHARSET = string.ascii_letters + string.digits + " .,'-"  # what a command is written in
 
 
 class RoadEnv(SimEnv):
@@ -83,7 +85,7 @@ class RoadEnv(SimEnv):
                 ft.STATE: gym.spaces.Box(-np.inf, np.inf, (len(state),), np.float32),
                 ft.HISTORY_XYZ: gym.spaces.Box(-np.inf, np.inf, (N_HISTORY, 3), np.float32),
                 ft.HISTORY_ROT: gym.spaces.Box(-1.0, 1.0, (N_HISTORY, 3, 3), np.float32),
-                ft.TASK: gym.spaces.Text(max_length=64),
+                ft.TASK: gym.spaces.Text(max_length=64, charset=_CHARSET),
             }
         )
         self.action_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
