@@ -81,7 +81,8 @@ class RoadExpert:
     def _new_command(self, command: str, s: float, d: float, v: float) -> None:
         lane = int(np.argmin([abs(d - Road.lane_centre(k)) for k in range(N_LANES)]))
         target = int(np.clip(lane + _LANE_STEP.get(command, 0), 0, N_LANES - 1))
-        self.ramp = (s, max(25.0, 3.0 * v), d, Road.lane_centre(target))
+        start = d if self.command is None else self._reference(s)  # the path stays continuous
+        self.ramp = (s, max(25.0, 3.0 * v), start, Road.lane_centre(target))
         self.command = command
 
     def _reference(self, s: float) -> float:
