@@ -112,8 +112,14 @@ class RoadEnv(SimEnv):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict]:
         world = self._require_world()
+        action = np.asarray(action, dtype=np.float64).reshape(2)
+        if not np.isfinite(action).all():
+            raise ValueError(
+                f"RoadEnv.step: action {action.tolist()} is not finite; expected one step of "
+                "normalised (a, kappa)"
+            )
         before = world.s[-1]
-        world.step(np.asarray(action, dtype=np.float64).reshape(2))
+        world.step(action)
         terminated = world.collided or world.off_road
         truncated = not terminated and world.steps >= self.max_steps
         if terminated or truncated:
