@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from av.video.frame import PictureType
 
-from vla_lab.data.physical_ai_av import layout
+from vla_lab.data.physical_ai_av import layout, writer
 from vla_lab.data.synthetic import physical_ai_av as synthetic
 from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
 
@@ -213,7 +213,7 @@ def test_existing_root_is_kept_and_a_failed_write_leaves_nothing(tmp_path, monke
     def crash(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(synthetic, "_encode", crash)
+    monkeypatch.setattr(writer, "encode_h264", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         write_synthetic_av(tmp_path / "broken", num_clips=1, clip_seconds=1.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -45,12 +45,12 @@ from vla_lab.data.physical_ai_av.video import (
     read_parquet_member,
     read_timestamps,
 )
+from vla_lab.driving.ego_state import STATE_NAMES, ego_state
 from vla_lab.driving.unicycle import UnicycleActionSpace
 from vla_lab.utils.io import atomic_write
 
 log = logging.getLogger(__name__)
 
-STATE_NAMES = ("v0", "a0", "kappa0")
 T0_MODES = ("fixed", "stride")
 ON_BAD_CLIP = ("warn", "error")
 CACHE_VERSION = 2  # 2: t0 in the clip clock
@@ -432,12 +432,9 @@ class PhysicalAIAVClips:
         hist_rot = torch.from_numpy(np.stack([w.hist_rot for w in windows]))
         fut_xyz = torch.from_numpy(np.stack([w.fut_xyz for w in windows]))
         fut_rot = torch.from_numpy(np.stack([w.fut_rot for w in windows]))
-        v0 = self.action_space.estimate_v0(hist_xyz, hist_rot)
+        state = ego_state(hist_xyz.numpy(), hist_rot.numpy(), self.action_space)
+        v0 = torch.from_numpy(state[:, 0])
         action = self.action_space.traj_to_action(hist_xyz, hist_rot, fut_xyz, fut_rot, v0=v0)
-        state = np.concatenate(
-            [v0.numpy()[:, None], recent_accel_curvature(hist_xyz.numpy(), self.action_space.dt)],
-            axis=1,
-        )
         return ClipSamples(
             t0_us=np.array([t0 for t0, _, _ in kept], np.int64),
             frame_index=np.array([f for _, _, f in kept], np.int64),
@@ -537,18 +534,6 @@ class PhysicalAIAVClips:
 
     def __repr__(self) -> str:
         return f"PhysicalAIAVClips(root={self.root}, camera={self.camera}, t0={self.t0_mode})"
-
-
-def recent_accel_curvature(hist_xyz: np.ndarray, dt: float, span: int = 5) -> np.ndarray:
-    """(n, 2) acceleration and curvature over the last `span` history steps, by differences."""
-    xy = hist_xyz[:, -(span + 2) :, :2].astype(np.float64)
-    velocity = np.diff(xy, axis=1) / dt
-    speed = np.linalg.norm(velocity, axis=-1)
-    accel = (speed[:, -1] - speed[:, 0]) / ((speed.shape[1] - 1) * dt)
-    heading = np.unwrap(np.arctan2(velocity[..., 1], velocity[..., 0]), axis=1)
-    distance = speed[:, 1:].sum(1) * dt
-    curvature = (heading[:, -1] - heading[:, 0]) / np.maximum(distance, 1e-3)
-    return np.stack([accel, curvature], axis=1)
 
 
 def read_clip_index(root: Path) -> pd.DataFrame:
