@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vla_lab.evaluation.plots import save_figures
 from vla_lab.evaluation.rollouts import (
@@ -35,6 +35,7 @@ from vla_lab.runtime.checkpoint import LoadedCheckpoint
 from vla_lab.runtime.policy import Policy
 from vla_lab.sim.base import EpisodeSpec, episode_specs
 from vla_lab.sim.runner import Episode, RolloutRunner, check_compatible, make_env, world
+from vla_lab.utils.config import plain_dict
 from vla_lab.utils.device import resolve_device
 from vla_lab.utils.io import atomic_write_text
 from vla_lab.utils.logging import get_logger
@@ -66,8 +67,7 @@ def rollout_policy(module: Any, env_cfg: DictConfig, device: str = "cpu") -> Pol
 
 def prepared_world(env_cfg: DictConfig, policy: Policy, model_name: str):
     """The env of `env_cfg`, checked to fit the policy, and its episode specs."""
-    kwargs = OmegaConf.to_container(env_cfg.get("kwargs") or {}, resolve=True)
-    env = make_env(env_cfg.id, kwargs)
+    env = make_env(env_cfg.id, plain_dict(env_cfg.get("kwargs") or {}))
     check_compatible(env, policy.features, policy.observation_keys, model_name)
     return env
 

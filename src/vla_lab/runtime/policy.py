@@ -61,14 +61,6 @@ class TemporalEnsembler:
         self.coeff = float(coeff)
         self.reset()
 
-    @property
-    def observation_keys(self) -> list[str]:
-        """The observation keys `act` reads: cameras, state (when trained with one), task and
-        the extras the model declares (`Capabilities.observation_extras`)."""
-        state = [ft.STATE] if ft.STATE in self.features else []
-        extras = list(self.module.capabilities.observation_extras)
-        return [*self.camera_keys, *state, ft.TASK, *extras]
-
     def reset(self) -> None:
         self.step = 0
         self.chunks: deque[tuple[int, np.ndarray]] = deque()  # (step it was predicted, chunk)
@@ -111,6 +103,14 @@ class Policy:
         self._frames: dict[str, deque[torch.Tensor]] = {}
         self._queue: deque[np.ndarray] = deque()
         self.reset()
+
+    @property
+    def observation_keys(self) -> list[str]:
+        """The observation keys `act` reads: cameras, state (when trained with one), task and
+        the extras the model declares (`Capabilities.observation_extras`)."""
+        state = [ft.STATE] if ft.STATE in self.features else []
+        extras = list(self.module.capabilities.observation_extras)
+        return [*self.camera_keys, *state, ft.TASK, *extras]
 
     def reset(self) -> None:
         """Forget history, queued actions and ensembled chunks: call at every new episode."""

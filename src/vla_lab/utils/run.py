@@ -105,12 +105,14 @@ def check_output_dir(output_dir: str | Path, model: torch.nn.Module, keep: int) 
         )
 
 
-def final_metrics(trainer: pl.Trainer, prefix: str = "val/") -> dict[str, float]:
-    """The last logged validation metrics as a flat {name: float} dict."""
+def final_metrics(
+    trainer: pl.Trainer, prefixes: tuple[str, ...] = ("val/", "rollout/")
+) -> dict[str, float]:
+    """The last logged validation and closed-loop metrics as a flat {name: float} dict."""
     return {
         name: float(value)
         for name, value in sorted(trainer.callback_metrics.items())
-        if name.startswith(prefix)
+        if name.startswith(prefixes)
     }
 
 
