@@ -40,7 +40,7 @@ WORLDS = {  # world -> the demo experiment whose tiny model drives it
 
 def untrained_module(experiment: str):
     """The experiment's model, built as training builds it, before any step."""
-    cfg = compose_config("train", [f"experiment={experiment}"])
+    cfg = compose_config([f"experiment={experiment}"])
     torch.manual_seed(0)
     module = instantiate(cfg.model)
     datamodule = datamodule_for(cfg.data, module)

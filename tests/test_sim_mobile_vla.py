@@ -148,7 +148,9 @@ def test_recordings_load_through_the_data_source(tmp_path: Path):
     episodes = datamodule.source.episodes()
     assert {Path(e.path).name for e in episodes} == recorded  # same seeds, same episodes
     env = BoxCourseEnv(48, 64)
-    for spec, info in zip(episode_specs(env.scenarios, len(env.scenarios), seed=5), episodes, strict=True):
+    for spec, info in zip(
+        episode_specs(env.scenarios, len(env.scenarios), seed=5), episodes, strict=True
+    ):
         observation, _ = env.reset(seed=spec.seed, options={"scenario": spec.scenario})
         assert info.scenario["scenario"] == spec.scenario
         assert info.instruction == observation["task"]

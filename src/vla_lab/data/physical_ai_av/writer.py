@@ -23,19 +23,25 @@ import pandas as pd
 from vla_lab.data.physical_ai_av import layout
 
 KEYFRAME_INTERVAL = 10
+# Not part of the released layout: the recording Commander's commands, in the labels-file format
+# `data.source.commands.mode=file` reads (`clip_id, t0_us, command`).
+COMMANDS_FILE = "commands.parquet"
 _ZIP_TIME = (2025, 1, 1, 0, 0, 0)
 
 
 @dataclass(frozen=True)
 class RecordedClip:
     """One clip: front wide mp4 bytes, frame timestamps (int64 us), the egomotion table
-    (`egomotion_table`) and its `metadata/data_collection` row."""
+    (`egomotion_table`), its `metadata/data_collection` row and, for recordings with a
+    Commander, `commands`: the command in force at times of the clip's clock, a table of
+    `t0_us, command` (`COMMANDS_FILE`)."""
 
     clip_id: str
     video: bytes
     frame_us: np.ndarray
     egomotion: pd.DataFrame
     collection: dict[str, object] = field(default_factory=dict)
+    commands: pd.DataFrame | None = None
 
 
 def write_root(
@@ -50,7 +56,7 @@ def write_root(
     """Write clips `make_clip(0..num_clips-1)` into the empty directory `path`, `clips_per_chunk`
     to a chunk; a seeded `val_fraction` of them (at least one, never all) is the val split.
     `calibration`: the (intrinsics, extrinsics) rows shared by every clip, or None for none."""
-    clip_ids, collection = [], []
+    clip_ids, collection, commands = [], [], []
     for chunk, first in enumerate(range(0, num_clips, clips_per_chunk)):
         camera_zip = layout.camera_zip(path, layout.FRONT_WIDE, chunk)
         ego_zip = layout.egomotion_zip(path, chunk)
@@ -68,6 +74,8 @@ def write_root(
                 _store(egos, layout.egomotion_member(clip.clip_id), _parquet(clip.egomotion))
                 clip_ids.append(clip.clip_id)
                 collection.append(clip.collection)
+                if clip.commands is not None:
+                    commands.append(clip.commands.assign(clip_id=clip.clip_id))
     chunks = np.arange(num_clips) // clips_per_chunk
     index = pd.Index(clip_ids, name="clip_id")
     n_val = round(val_fraction * num_clips)
@@ -85,6 +93,9 @@ def write_root(
             _write_calibration(path, int(chunk), index[chunks == chunk], *calibration)
         features += [_feature_row(layout.INTRINSICS), _feature_row(layout.EXTRINSICS)]
     pd.DataFrame(features).to_csv(path / layout.FEATURES_CSV, index=False)
+    if commands:
+        table = pd.concat(commands, ignore_index=True)[["clip_id", "t0_us", "command"]]
+        table.to_parquet(path / COMMANDS_FILE)
     pd.DataFrame(
         {"chunk": chunks.astype(np.int64), "split": split, "clip_is_valid": True}, index=index
     ).to_parquet(path / layout.CLIP_INDEX)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.interpolate import CubicSpline
 
 from vla_lab.data.physical_ai_av import writer
@@ -41,6 +42,7 @@ from vla_lab.sim.driving.scenarios import draw_episode
 from vla_lab.sim.driving.world import RoadWorld
 
 _ROAD_CURVATURE_SHARE = 0.8
+COMMAND_GRID_US = 100_000  # the recorded commands' time step (0.1 s)
 _COUNTRIES = ("United States", "Germany", "France", "Italy", "Spain", "Sweden", "Japan")
 
 
@@ -125,7 +127,14 @@ def record_clip(recording: Recording, seed: int, k: int) -> writer.RecordedClip:
     )  # fmt: skip
     video = writer.encode_h264(frames, fps, recording.image_size, 2 if k == 1 else 0)
     egomotion = _egomotion(path, (ego_us - ego_start_us) / 1e6, ego_us, rng)
-    return writer.RecordedClip(clip_id, video, frame_us, egomotion, _collection_row(rng))
+    # The command in force at every 0.1 s of the clip's clock: any t0 grid of the reader
+    # (t0_us = 5.1 s +- k * stride) falls on it.
+    t0_us = np.arange(0, end_us + 1, COMMAND_GRID_US, dtype=np.int64)
+    commands = pd.DataFrame(
+        {"t0_us": t0_us, "command": [world.command_at((t - ego_start_us) / 1e6) for t in t0_us]}
+    )
+    collection = _collection_row(rng)
+    return writer.RecordedClip(clip_id, video, frame_us, egomotion, collection, commands)
 
 
 def _drive(episode, duration_s: float, recording: Recording, rng: np.random.Generator):

@@ -146,7 +146,7 @@ def render(
         _draw_road(draw, view, ahead, look)
     for box in sorted(boxes, key=lambda b: -math.hypot(*view.to_ego(b.x, b.y))):
         _draw_box(draw, view, box, look.box)
-    return np.asarray(image)
+    return np.array(image)  # a writable frame the caller owns
 
 
 def _draw_road(draw: ImageDraw.ImageDraw, view: _View, ahead: np.ndarray, look: Look) -> None:

@@ -42,6 +42,7 @@ class RoadWorld:
         self.first = N_HISTORY - 1  # index of the episode's first state
         self.steps = 0
         self.command = self.commander.command(self.s[-1], self.d[-1])
+        self.command_log = [(0, self.command)]  # (step it was issued at, command)
         self.collided = self.off_road = False
 
     @property
@@ -69,6 +70,8 @@ class RoadWorld:
         self.steps += 1
         if self.steps % self.command_every == 0:
             self.command = self.commander.command(self.s[-1], self.d[-1])
+            if self.command != self.command_log[-1][1]:
+                self.command_log.append((self.steps, self.command))
         corners = self.corners(self.states[-1:])[0]
         trucks = np.array([b.corners() for b in self.episode.trucks]).reshape(-1, 4, 2)
         self.collided |= bool(boxes_overlap(corners[None], trucks).any())
@@ -93,6 +96,11 @@ class RoadWorld:
         xyz = np.stack([c * dx + s * dy, -s * dx + c * dy, np.zeros_like(x)], axis=1)
         rot = rot_from_yaw(torch.from_numpy(yaw - yaw0)).numpy()
         return xyz.astype(np.float32), rot.astype(np.float32)
+
+    def command_at(self, t_s: float) -> str:
+        """The command in force `t_s` seconds into the episode."""
+        step = np.floor(t_s / self.dt + 1e-9)
+        return [command for issued, command in self.command_log if issued <= step][-1]
 
     def driven(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The episode's states (T + 1, 4) from its start, and their Frenet s and d."""
