@@ -107,6 +107,7 @@ def success_figure(table: pd.DataFrame) -> Figure:
     x = np.arange(len(table))
     rate = table["success_rate"].to_numpy()
     errors = np.stack([rate - table["ci_low"].to_numpy(), table["ci_high"].to_numpy() - rate])
+    errors = np.clip(errors, 0.0, None)  # 10/10 has an upper bound of 1 - 1e-16
     colours = ["#4c72b0"] * (len(table) - 1) + ["#333333"]
     axes.bar(x, rate, yerr=errors, capsize=3, color=colours)
     axes.set_xticks(x, table["scenario"], rotation=35, ha="right", fontsize=8)

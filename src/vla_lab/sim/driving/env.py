@@ -42,6 +42,7 @@ class RoadEnv(SimEnv):
     """See the module docstring. `scenario` is the default for `reset` without one."""
 
     scenarios: ClassVar[tuple[str, ...]] = SCENARIOS
+    score_metric: ClassVar[str] = "pdms"  # the worst failures have the lowest PDMS
 
     def __init__(
         self,

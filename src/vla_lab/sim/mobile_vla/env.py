@@ -47,6 +47,7 @@ class BoxCourseEnv(SimEnv):
     is drawn from the seed. ``pixel_noise`` is the camera's noise std (as in the demo data)."""
 
     scenarios = SCENARIOS
+    score_metric = "steps"  # among failures, the shortest episodes failed soonest
     metadata: ClassVar[dict[str, Any]] = {
         "render_modes": ["rgb_array"],
         "render_fps": round(1 / KEYPRESS_S, 2),
