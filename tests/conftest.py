@@ -12,6 +12,17 @@ from vla_lab.train import train
 from vla_lab.utils.config import compose_config
 
 DEMOS = ["mobile_vla_demo", "roarm_act_demo", "roarm_smolvla_demo", "av_smolvla_unicycle_demo"]
+# The driving demo's data, smaller: 12 recorded drives (curves and overtakes) instead of 120 (3 min
+# to record). Written into the shared data dir before the first driving config reads it.
+SMALL_AV_DEMO = {"num_clips": 12, "clip_seconds": 20.0, "scenarios": ("curves", "overtake")}
+
+
+def ensure_small_av_data(data_dir: Path, overrides: list[str]) -> None:
+    """Record the small driving demo data once, when a config about to be composed reads it."""
+    if any("av_" in override for override in overrides):
+        from vla_lab.data.synthetic.physical_ai_av import write_synthetic_av
+
+        write_synthetic_av(data_dir / "av_road", **SMALL_AV_DEMO)
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +38,7 @@ def make_cfg(shared_dirs: dict[str, Path], tmp_path: Path):
 
     def _make(overrides: list[str] | None = None, output_dir: Path | None = None) -> DictConfig:
         output_dir = output_dir or tmp_path / "run"
+        ensure_small_av_data(shared_dirs["data_dir"], overrides or [])
         return compose_config(
             [
                 f"paths.data_dir={shared_dirs['data_dir']}",
@@ -52,6 +64,7 @@ def checkpoint_of(shared_dirs, tmp_path_factory: pytest.TempPathFactory):
     def _get(experiment: str) -> Path:
         if experiment not in trained:
             run = root / experiment
+            ensure_small_av_data(shared_dirs["data_dir"], [experiment])
             cfg = compose_config(
                 [
                     f"paths.data_dir={shared_dirs['data_dir']}",
