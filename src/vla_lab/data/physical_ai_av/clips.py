@@ -198,7 +198,7 @@ class PhysicalAIAVClips:
         log.info("PhysicalAI-AV file names from %s", self.layout.source)
         index = self._on_disk(read_clip_index(self.root))
         present = read_feature_presence(self.root, [self.camera, layout.EGOMOTION])
-        self.commands = Commands(self.commands_cfg)
+        self.commands = Commands(self.commands_cfg, self.root)
         clips: list[AVClip] = []
         for clip_id, row in index.iterrows():
             if self.max_clips is not None and len(clips) >= int(self.max_clips):

@@ -7,7 +7,9 @@ Three sources, chosen by `data.source.commands.mode`:
   future (turn, lane change, speed change), with thresholds in config: the labels a Commander
   would have to give;
 - `file`: a parquet of `clip_id, t0_us, command[, reasoning]` written by an auto-labeler
-  (`python -m vla_lab.label`, or Alpamayo-R1's reasoning condensed to commands).
+  (`python -m vla_lab.label`, or Alpamayo-R1's reasoning condensed to commands), or by the driving
+  world's recorder beside its clips (`commands.parquet`). A relative path is looked up under the
+  dataset root first, so a config naming `commands.parquet` follows the data to any root.
 """
 
 from __future__ import annotations
@@ -53,7 +55,9 @@ class Commands:
     sample (the caller skips and counts it).
     """
 
-    def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, cfg: Mapping[str, Any] | None = None, root: str | Path | None = None
+    ) -> None:
         cfg = dict(cfg or {})
         self.mode = str(cfg.pop("mode", "fixed"))
         if self.mode not in COMMAND_MODES:
@@ -61,7 +65,7 @@ class Commands:
                 f"data.source.commands.mode={self.mode!r}; expected one of {COMMAND_MODES}"
             )
         self.text = str(cfg.pop("text", FOLLOW_THE_LANE))
-        self.file = cfg.pop("file", None)
+        self.file = _under_root(cfg.pop("file", None), root)
         rule = dict(cfg.pop("rule", None) or {})
         if cfg:
             raise ValueError(
@@ -83,3 +87,11 @@ class Commands:
         if self.mode == "rule":
             return self.labeler.label(fut_xyz, fut_rot, v0)
         return self._table.get((clip_id, int(t0_us)))
+
+
+def _under_root(file: str | None, root: str | Path | None) -> str | None:
+    """A relative `file` that exists under `root` is that one; anything else is as given."""
+    if file is None or root is None or Path(file).is_absolute():
+        return file
+    beside = Path(root) / file
+    return str(beside) if beside.is_file() else file
