@@ -6,12 +6,22 @@ One estimator for the dataset (`data.physical_ai_av.clips`) and the closed-loop 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from vla_lab.driving.unicycle import UnicycleActionSpace
 
 STATE_NAMES = ("v0", "a0", "kappa0")
+
+
+def state_columns(names: Sequence[str], key: str) -> list[int]:
+    """The columns of `ego_state` that `names` select; `key` names the setting in the error."""
+    unknown = [name for name in names if name not in STATE_NAMES]
+    if unknown or not names:
+        raise ValueError(f"{key}={list(names)}: use a subset of {STATE_NAMES}")
+    return [STATE_NAMES.index(name) for name in names]
 
 
 def ego_state(

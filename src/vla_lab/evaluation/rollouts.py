@@ -120,8 +120,10 @@ def failure_ranking(results: pd.DataFrame, score: str) -> list[int]:
     """Failed episodes, worst first: lowest `score` (the world's headline metric), then
     fewest steps (it failed sooner); episode indices."""
     failed = results[results["success"] < 0.5]
-    keys = [score, "steps"] if score in failed.columns else ["steps"]
-    return failed.sort_values([*keys, "episode"])["episode"].astype(int).tolist()
+    keys = dict.fromkeys(
+        [score, "steps", "episode"] if score in failed.columns else ["steps", "episode"]
+    )
+    return failed.sort_values(list(keys))["episode"].astype(int).tolist()
 
 
 def _reason_name(reason: str) -> str:

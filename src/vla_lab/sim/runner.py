@@ -142,12 +142,16 @@ class RolloutRunner:
                 continue
             episode = run_episode(self.env, self.agent, spec, self.record_frames(spec))
             rows.append(episode.row)
+            if self.results_path is None and self.on_episode is None:
+                continue  # nobody reads the table before the end
             results = pd.DataFrame(rows)
             if self.results_path is not None:
                 atomic_write(self.results_path, lambda tmp, r=results: r.to_parquet(tmp))
             if self.on_episode is not None:
                 self.on_episode(episode, results)
-        return results.sort_values("episode").reset_index(drop=True) if rows else results
+        if not rows:
+            return results
+        return pd.DataFrame(rows).sort_values("episode").reset_index(drop=True)
 
     def _stored(self, specs: Sequence[EpisodeSpec]) -> pd.DataFrame:
         """The rows already in the results file, checked to be episodes of these specs."""

@@ -45,7 +45,7 @@ from vla_lab.data.physical_ai_av.video import (
     read_parquet_member,
     read_timestamps,
 )
-from vla_lab.driving.ego_state import STATE_NAMES, ego_state
+from vla_lab.driving.ego_state import STATE_NAMES, ego_state, state_columns
 from vla_lab.driving.unicycle import UnicycleActionSpace
 from vla_lab.utils.io import atomic_write
 
@@ -147,9 +147,7 @@ class PhysicalAIAVClips:
             raise ValueError(f"data.source.t0_mode={t0_mode!r}; expected one of {T0_MODES}")
         if on_bad_clip not in ON_BAD_CLIP:
             raise ValueError(f"data.source.on_bad_clip={on_bad_clip!r}; expected {ON_BAD_CLIP}")
-        unknown = [s for s in state if s not in STATE_NAMES]
-        if unknown or not state:
-            raise ValueError(f"data.source.state={list(state)}: use a subset of {STATE_NAMES}")
+        state_columns(state, "data.source.state")  # fails here on an unknown name
         self.t0_mode = t0_mode
         self.t0_us = int(t0_us)
         self.t0_stride_s = float(t0_stride_s)
@@ -490,7 +488,7 @@ class PhysicalAIAVClips:
         }
 
     def _state_columns(self) -> list[int]:
-        return [STATE_NAMES.index(name) for name in self.state_names]
+        return state_columns(self.state_names, "data.source.state")
 
     def compute_stats(self, episodes: Sequence[AVClip]) -> ft.Stats:
         """Action (over all chunk steps) and state statistics of `episodes`."""

@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 
 from vla_lab import features as ft
-from vla_lab.driving.ego_state import STATE_NAMES, ego_state
+from vla_lab.driving.ego_state import STATE_NAMES, ego_state, state_columns
 from vla_lab.driving.unicycle import UnicycleActionSpace
 from vla_lab.sim.base import Agent, SimEnv
 from vla_lab.sim.driving import scoring
@@ -62,9 +62,6 @@ class RoadEnv(SimEnv):
             raise ValueError(f"RoadEnv: scenario={scenario!r}; expected one of {SCENARIOS}")
         if commander not in COMMANDERS:
             raise ValueError(f"RoadEnv: commander={commander!r}; expected one of {COMMANDERS}")
-        unknown = [s for s in state if s not in STATE_NAMES]
-        if unknown or not state:
-            raise ValueError(f"RoadEnv: state={list(state)}; use a subset of {STATE_NAMES}")
         if commander_hz <= 0 or duration_s <= 0:
             raise ValueError(
                 f"RoadEnv: need commander_hz, duration_s > 0; got {commander_hz}, {duration_s}"
@@ -74,7 +71,7 @@ class RoadEnv(SimEnv):
         self.unicycle = UnicycleActionSpace(**dict(action_space or {}))
         self.max_steps = round(duration_s / self.unicycle.dt)
         self.commander_hz = float(commander_hz)
-        self.state_columns = [STATE_NAMES.index(s) for s in state]
+        self.state_columns = state_columns(state, "RoadEnv: state")
         self.speed_range = (float(speed_range[0]), float(speed_range[1]))
         self.max_curvature = float(max_curvature)
         self.success_pdms = float(success_pdms)
