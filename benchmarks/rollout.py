@@ -12,8 +12,8 @@ is the step count, not the wall clock).
 The policy is `--ckpt-<world>` when given, else the experiment's model untrained (same size and
 code path; its actions are random, so its episodes may end sooner: the rates are per step).
 
-    python benchmarks/rollout.py [--episodes 8] [--worlds mobile_vla driving]
-        [--ckpt-mobile_vla last.ckpt] [--ckpt-driving last.ckpt]
+    python benchmarks/rollout.py [--episodes 8] [--worlds mobile_vla driving arm_act arm_smolvla]
+        [--ckpt-mobile_vla last.ckpt] [--ckpt-driving last.ckpt] [--ckpt-arm_act last.ckpt] ...
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ from vla_lab.runtime.checkpoint import load_checkpoint
 from vla_lab.sim.runner import RolloutRunner, world
 from vla_lab.utils.config import compose_config
 
-WORLDS = {  # world -> the demo experiment whose tiny model drives it
+WORLDS = {  # world (and policy) -> the demo experiment whose tiny model drives it
     "mobile_vla": "mobile_vla_demo",
     "driving": "av_smolvla_unicycle_demo",
+    # Meta-World through LeRobot (96x96, no shadows), with each RoArm policy in the loop.
+    "arm_act": "roarm_act_sim_demo",
+    "arm_smolvla": "roarm_smolvla_sim_demo",
 }
 
 

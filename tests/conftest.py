@@ -17,6 +17,20 @@ DEMOS = ["mobile_vla_demo", "roarm_act_demo", "roarm_smolvla_demo", "av_smolvla_
 SMALL_AV_DEMO = {"num_clips": 12, "clip_seconds": 20.0, "scenarios": ("curves", "overtake")}
 
 
+# The arm demos' recordings, smaller: 4 expert episodes (2 a task) of at most 60 steps instead of
+# 100 full ones (4 min to record), and a 60-step budget in the world.
+SMALL_SIM_DEMO = ["data.source.record.episodes=4", "env.kwargs.max_steps=60"]
+
+
+def small_sim_demo(overrides: list[str]) -> list[str]:
+    """The overrides that shrink an arm-in-simulation demo (`roarm_*_sim_demo`) for the tests,
+    less those the test sets itself."""
+    if not any("_sim_demo" in override for override in overrides):
+        return []
+    given = {override.split("=", 1)[0] for override in overrides}
+    return [o for o in SMALL_SIM_DEMO if o.split("=", 1)[0] not in given]
+
+
 def ensure_small_av_data(data_dir: Path, overrides: list[str]) -> None:
     """Record the small driving demo data once, when a config about to be composed reads it."""
     if any("av_" in override for override in overrides):
@@ -46,6 +60,7 @@ def make_cfg(shared_dirs: dict[str, Path], tmp_path: Path):
                 f"paths.log_dir={tmp_path / 'outputs'}",
                 "print_config=false",
                 *(overrides or []),
+                *small_sim_demo(overrides or []),
             ],
             output_dir=str(output_dir),
         )
@@ -76,6 +91,7 @@ def checkpoint_of(shared_dirs, tmp_path_factory: pytest.TempPathFactory):
                     "hardware.batch_size=4",
                     "debug=limit",
                     "trainer.max_epochs=1",
+                    *small_sim_demo([experiment]),
                 ],
                 output_dir=str(run),
             )

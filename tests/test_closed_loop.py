@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 from vla_lab.evaluate import evaluate
+from vla_lab.sim.runner import TIMING_COLUMNS
 from vla_lab.utils.config import compose_config
 
 QUICK = ["mode=closed_loop", "videos=1", "failure_videos=1", "hardware.num_workers=0"]
-TIMING = ("rollout/policy_ms",)  # wall-clock figures: the only ones a re-run may change
+# Wall-clock figures: the only ones a re-run may change.
+TIMING = tuple(f"rollout/{c}" for c in TIMING_COLUMNS)
 
 
 def closed_loop_cfg(ckpt: Path, out: Path, overrides: list[str]):

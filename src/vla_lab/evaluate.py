@@ -19,7 +19,9 @@ deployed), `val/min_ade@K`/`val/min_fde@K` of the best of K by ADE (AR1's minADE
 
 Outputs (in the run dir, or one subdir per checkpoint when several are given): `metrics.json`,
 `plots/*.png`, and TensorBoard scalars and images under `tensorboard/`; with several checkpoints
-also `comparison.md` and `comparison.json` in the run dir.
+also `comparison.md` and `comparison.json` in the run dir (closed loop: `plots/comparison.png`).
+Closed loop, `instructions=[train,paraphrase]` rolls each checkpoint out under each instruction
+set of the world (the RoArm seed's paraphrase test), one subdir and one comparison column each.
 """
 
 from __future__ import annotations
@@ -95,22 +97,40 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         raise ValueError(f"limit_batches={limit!r}: give a number of batches >= 1, or null")
     paths = checkpoint_paths(cfg.ckpt_path)
     labels = checkpoint_labels(paths)
+    variants = instruction_variants(cfg, mode)
+    several = len(paths) * len(variants) > 1
     evaluated = []
     for path, label in zip(paths, labels, strict=True):
-        ckpt_dir = output_dir if len(paths) == 1 else output_dir / label
         checkpoint = load_checkpoint(path)
         experiment = checkpoint.config.get("experiment_name") or "?"
-        if mode == "closed_loop":
-            metrics = evaluate_closed_loop(checkpoint, cfg, ckpt_dir)
-        else:
-            metrics = evaluate_checkpoint(checkpoint, cfg, ckpt_dir)
+        for variant in variants:
+            name = label if variant is None else f"{label}-{variant}"
+            ckpt_dir = output_dir / name if several else output_dir
+            if mode == "closed_loop":
+                metrics = evaluate_closed_loop(checkpoint, cfg, ckpt_dir, variant)
+            else:
+                metrics = evaluate_checkpoint(checkpoint, cfg, ckpt_dir)
+            evaluated.append(
+                EvaluatedCheckpoint(name, str(path), experiment, str(ckpt_dir), metrics)
+            )
         del checkpoint  # its module goes before the next checkpoint's is built
-        evaluated.append(EvaluatedCheckpoint(label, str(path), experiment, str(ckpt_dir), metrics))
-    if len(paths) > 1:
+    if several:
         where = f"split `{cfg.split}`" if mode == "open_loop" else "closed loop"
         table = write_comparison(evaluated, output_dir, where)
         log.info("Compared %d checkpoints (%s): %s", len(paths), where, table)
     return {c.label: c.metrics for c in evaluated}
+
+
+def instruction_variants(cfg: DictConfig, mode: str) -> list[str | None]:
+    """The instruction sets each checkpoint is rolled out under (`instructions=[train,paraphrase]`
+    sets the world's `kwargs.instructions`: the training wording, then held-out paraphrases);
+    [None]: the world's own setting."""
+    variants = cfg.get("instructions")
+    if not variants:
+        return [None]
+    if mode != "closed_loop":
+        raise ValueError("instructions= applies to mode=closed_loop (a world's instructions)")
+    return [str(v) for v in (variants if isinstance(variants, ListConfig | list) else [variants])]
 
 
 def evaluate_checkpoint(

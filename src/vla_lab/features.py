@@ -43,6 +43,8 @@ import torch
 from vla_lab.utils.io import atomic_write_text
 
 IMAGE_PREFIX = "observation.images."
+# LeRobot's key for a dataset's or env's only camera (PushT, Meta-World): a camera key too.
+SINGLE_IMAGE = "observation.image"
 STATE = "observation.state"
 ACTION = "action"
 ACTION_IS_PAD = "action_is_pad"
@@ -77,7 +79,13 @@ def is_pad_key(key: str) -> str:
 
 def is_image_key(key: str) -> bool:
     """A camera's frames (not their `_is_pad` flags)."""
-    return key.startswith(IMAGE_PREFIX) and not key.endswith("_is_pad")
+    return key == SINGLE_IMAGE or (key.startswith(IMAGE_PREFIX) and not key.endswith("_is_pad"))
+
+
+def camera_name(key: str) -> str:
+    """The camera of a camera key ("front" of observation.images.front; "image" for LeRobot's
+    single-camera key), the short key a robot loop may use."""
+    return key[len(IMAGE_PREFIX) :] if key.startswith(IMAGE_PREFIX) else key.rsplit(".", 1)[-1]
 
 
 def image_keys(keys: Iterable[str]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vla_lab.evaluation.plots import save_figures
 from vla_lab.evaluation.rollouts import (
@@ -119,10 +119,16 @@ class EpisodeVideos:
 
 
 def evaluate_closed_loop(
-    checkpoint: LoadedCheckpoint, cfg: DictConfig, output_dir: Path
+    checkpoint: LoadedCheckpoint,
+    cfg: DictConfig,
+    output_dir: Path,
+    instructions: str | None = None,
 ) -> dict[str, float]:
-    """One checkpoint's closed-loop metrics; writes the files of the module docstring."""
+    """One checkpoint's closed-loop metrics; writes the files of the module docstring.
+    `instructions`: the world's instruction set to use (`kwargs.instructions`; None: its own)."""
     env_cfg = closed_loop_env(cfg, checkpoint.config)
+    if instructions is not None:
+        env_cfg = OmegaConf.merge(env_cfg, {"kwargs": {"instructions": instructions}})
     device = str(resolve_device("cpu" if cfg.hardware.accelerator == "cpu" else "auto"))
     policy = rollout_policy(checkpoint.module, env_cfg, device)
     env = prepared_world(env_cfg, policy, type(checkpoint.module).__name__)
@@ -142,6 +148,7 @@ def evaluate_closed_loop(
     results = runner.run(specs)
     env.close()
     metrics = summarise(results)
+    metrics["model/parameters"] = float(sum(p.numel() for p in checkpoint.module.parameters()))
     write_metrics(metrics, output_dir / "metrics.json")
     table = scenario_table(results)
     title = f"{env_cfg.id}: {checkpoint.path}"

@@ -1,4 +1,5 @@
-"""Side-by-side metrics of several evaluated checkpoints: `comparison.md` and `comparison.json`."""
+"""Side-by-side metrics of several evaluated checkpoints: `comparison.md`, `comparison.json` and,
+closed loop, `plots/comparison.png` (success with its interval and sub-goals, per checkpoint)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+from matplotlib.figure import Figure
+
+from vla_lab.evaluation.plots import save_figures
 from vla_lab.utils.io import atomic_write_text
 from vla_lab.utils.metric_names import higher_is_better
 
@@ -64,4 +69,53 @@ def write_comparison(
     ]
     summary = {"evaluated_on": where, "checkpoints": rows}
     atomic_write_text(output_dir / "comparison.json", json.dumps(summary, indent=2))
+    if all(SUCCESS in c.metrics for c in checkpoints):
+        save_figures({"comparison": closed_loop_figure(checkpoints)}, output_dir / "plots")
     return atomic_write_text(output_dir / "comparison.md", comparison_markdown(checkpoints, where))
+
+
+SUCCESS = "rollout/success_rate"
+# Sub-goal rates a world may report (Meta-World: reached the object, grasped it), drawn beside
+# success in the closed-loop comparison.
+SUB_GOALS = ("rollout/reached", "rollout/grasped")
+
+
+def closed_loop_figure(checkpoints: list[EvaluatedCheckpoint]) -> Figure:
+    """Success rate (95% Wilson interval) and the world's sub-goal rates, one group of bars per
+    checkpoint."""
+    bars = [SUCCESS, *(m for m in SUB_GOALS if all(m in c.metrics for c in checkpoints))]
+    figure = Figure(figsize=(max(4.5, 1.6 * len(checkpoints) + 2.0), 3.4), layout="constrained")
+    axes = figure.subplots()
+    x = np.arange(len(checkpoints))
+    width = 0.8 / len(bars)
+    for i, name in enumerate(bars):
+        values = np.array([c.metrics[name] for c in checkpoints])
+        errors = None
+        if name == SUCCESS:
+            low = np.array(
+                [
+                    c.metrics.get("rollout/success_ci_low", v)
+                    for c, v in zip(checkpoints, values, strict=True)
+                ]
+            )
+            high = np.array(
+                [
+                    c.metrics.get("rollout/success_ci_high", v)
+                    for c, v in zip(checkpoints, values, strict=True)
+                ]
+            )
+            errors = np.clip(np.stack([values - low, high - values]), 0.0, None)
+        label = name.removeprefix("rollout/").replace("_rate", "")
+        axes.bar(
+            x + (i - (len(bars) - 1) / 2) * width,
+            values,
+            width,
+            yerr=errors,
+            capsize=3,
+            label=label,
+        )
+    axes.set_xticks(x, [c.label for c in checkpoints], rotation=20, ha="right", fontsize=8)
+    axes.set_ylim(0, 1.05)
+    axes.set_ylabel("rate over the same episodes")
+    axes.legend(fontsize=8)
+    return figure

@@ -167,7 +167,7 @@ class Policy:
     # ---- observations -> a batch of one -----------------------------------------------------
     def _observe(self, observation: dict[str, Any]) -> None:
         for key in self.camera_keys:
-            frame = self._image(key, _lookup(observation, key, key[len(ft.IMAGE_PREFIX) :]))
+            frame = self._image(key, _lookup(observation, key, ft.camera_name(key)))
             frames = self._frames[key]
             if not frames:  # episode start: the window is the first frame, repeated
                 frames.extend([frame] * self.window)

@@ -8,6 +8,7 @@ import gymnasium as gym
 WORLDS = {
     "vla_lab/MobileVLABoxCourse-v0": "vla_lab.sim.mobile_vla.env:BoxCourseEnv",
     "vla_lab/DrivingRoad-v0": "vla_lab.sim.driving.env:RoadEnv",
+    "vla_lab/MetaWorld-v0": "vla_lab.sim.metaworld.env:MetaWorldEnv",
 }
 
 for _env_id, _entry_point in WORLDS.items():

@@ -34,7 +34,20 @@ log = get_logger(__name__)
 
 # Columns every result row has, before the world's own metrics.
 SPEC_COLUMNS = ("episode", "scenario", "seed")
-RESULT_COLUMNS = (*SPEC_COLUMNS, "success", "failure", "steps", "policy_ms", "wall_s")
+# policy_ms: the agent's mean time per control step; policy_max_ms: its slowest step (a chunking
+# policy's inference call); control_hz: the control rate the agent alone sustains (steps per
+# second of agent time), what a robot's loop rate is judged against.
+RESULT_COLUMNS = (
+    *SPEC_COLUMNS,
+    "success",
+    "failure",
+    "steps",
+    "policy_ms",
+    "policy_max_ms",
+    "control_hz",
+    "wall_s",
+)
+TIMING_COLUMNS = ("policy_ms", "policy_max_ms", "control_hz", "wall_s")  # wall-clock figures
 
 
 def make_env(env_id: str, kwargs: dict[str, Any] | None = None) -> gym.Env:
@@ -68,7 +81,7 @@ def run_episode(
 ) -> Episode:
     """Roll `agent` out in `env` for the episode `spec`; a failure inside is a failed episode."""
     frames: list[np.ndarray] = []
-    steps, policy_s, failure = 0, 0.0, None
+    steps, policy_s, slowest_s, failure = 0, 0.0, 0.0, None
     start = time.perf_counter()
     with torch.random.fork_rng(devices=_cuda_devices()):
         torch.manual_seed(spec.seed)
@@ -81,7 +94,9 @@ def run_episode(
                     frames.append(np.asarray(env.render()))
                 tick = time.perf_counter()
                 action = np.asarray(agent.act(observation), dtype=np.float32)
-                policy_s += time.perf_counter() - tick
+                elapsed = time.perf_counter() - tick
+                policy_s += elapsed
+                slowest_s = max(slowest_s, elapsed)
                 failure = _action_problem(action, action_shape)
                 if failure:
                     break
@@ -101,7 +116,8 @@ def run_episode(
     else:
         metrics = {}
         row.update(success=0.0, failure=failure)
-    row.update(steps=steps, policy_ms=1e3 * policy_s / max(steps, 1))
+    row.update(steps=steps, policy_ms=1e3 * policy_s / max(steps, 1), policy_max_ms=1e3 * slowest_s)
+    row["control_hz"] = steps / policy_s if policy_s > 0 else float("nan")
     row["wall_s"] = time.perf_counter() - start
     row.update({name: float(value) for name, value in metrics.items()})  # the world's own win
     return Episode(row, frames)

@@ -32,6 +32,7 @@ from vla_lab.data.lerobot.samples import (
 )
 from vla_lab.data.lerobot.stats import flat_names, lerobot_stats
 from vla_lab.features import EPISODE_INDEX, FRAME_INDEX, INDEX, TASK, Feature, Stats
+from vla_lab.utils.config import plain_dict
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,10 @@ class LeRobotEpisodes:
 
     ``video_backend``: ``auto`` (torchcodec when it loads, else PyAV), ``torchcodec`` or ``pyav``.
     ``synthetic``: ``write_synthetic_lerobot`` arguments; when given and ``root`` is missing or
-    empty, a synthetic dataset is written there on first use (atomically). ``cache_dir``: where
-    v2.x datasets are converted to v3.0 (default ``~/.cache/vla_lab``).
+    empty, a synthetic dataset is written there on first use (atomically). ``record``:
+    ``record_lerobot_dataset`` arguments (``env_id``, ``env_kwargs``, ``episodes``, ...): likewise,
+    a simulated world's expert is recorded there on first use. ``cache_dir``: where v2.x datasets
+    are converted to v3.0 (default ``~/.cache/vla_lab``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class LeRobotEpisodes:
         synthetic: dict | None = None,
         use_imagenet_stats: bool = True,
         cache_dir: str | None = None,
+        record: dict | None = None,
     ) -> None:
         if root is None and repo_id is None:
             raise ValueError("LeRobotEpisodes needs data.source.root (a local dataset) or repo_id")
@@ -78,9 +82,10 @@ class LeRobotEpisodes:
         self.repo_id = repo_id
         self.video_backend = video_backend
         self.synthetic = None if synthetic is None else {str(k): v for k, v in synthetic.items()}
+        self.record = None if record is None else plain_dict(record)
         self.use_imagenet_stats = bool(use_imagenet_stats)
         self.cache_dir = cache_dir
-        if self.root is not None and self.synthetic is None:
+        if self.root is not None and self.synthetic is None and self.record is None:
             _require_info(self.root)
         self._meta: Any = None
         self._data_root: Path | None = None
@@ -128,6 +133,11 @@ class LeRobotEpisodes:
                     "Writing a synthetic LeRobot dataset to %s (%s)", self.root, self.synthetic
                 )
                 write_synthetic_lerobot(self.root, **self.synthetic)
+            if self.record is not None and not _has_files(self.root):
+                from vla_lab.sim.lerobot_recorder import record_lerobot_dataset
+
+                log.info("Recording %s into %s (first use)", self.record["env_id"], self.root)
+                record_lerobot_dataset(self.root, **self.record)
             _require_info(self.root)
             self._data_root = as_v30(self.root, self.cache_dir)
             self._meta = LeRobotDatasetMetadata(self._repo_id, root=self._data_root)

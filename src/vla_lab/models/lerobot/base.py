@@ -88,7 +88,7 @@ def lerobot_stats(
     stats = ft.unit_scale_for_constant_dimensions(stats, (ft.STATE, ft.ACTION))
     out: dict[str, dict[str, np.ndarray]] = {}
     for key in keys:
-        is_camera = key.startswith(ft.IMAGE_PREFIX)
+        is_camera = ft.is_image_key(key)
         values = lr.IMAGENET_STATS if is_camera and use_imagenet_stats else stats.get(key)
         if values is None:
             continue
@@ -390,7 +390,7 @@ class LeRobotPolicyModule(VLAModule):
             if key != ft.ACTION and feature is not None and torch.is_tensor(value):
                 value = self._with_history(value, len(feature.shape))
             raw[key] = value
-        camera = next(v for k, v in raw.items() if k.startswith(ft.IMAGE_PREFIX))
+        camera = next(v for k, v in raw.items() if ft.is_image_key(k))
         if ft.STATE not in self.dataset_features:  # see policy_features
             raw[ft.STATE] = self._with_history(
                 torch.zeros(*camera.shape[: camera.ndim - 3], 1, device=camera.device), 1
