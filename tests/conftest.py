@@ -17,18 +17,24 @@ DEMOS = ["mobile_vla_demo", "roarm_act_demo", "roarm_smolvla_demo", "av_smolvla_
 SMALL_AV_DEMO = {"num_clips": 12, "clip_seconds": 20.0, "scenarios": ("curves", "overtake")}
 
 
-# The arm demos' recordings, smaller: 4 expert episodes (2 a task) of at most 60 steps instead of
-# 100 full ones (4 min to record), and a 60-step budget in the world.
-SMALL_SIM_DEMO = ["data.source.record.episodes=4", "env.kwargs.max_steps=60"]
+# The arm-in-simulation experiments' recordings, smaller: 4 expert episodes (2 a task) of at most
+# 60 steps instead of 100 full ones (4 min to record), rendered at 64x64 without shadows (the full
+# roarm_*_sim experiments render LeRobot's 480x480), and a 60-step budget in the world.
+SMALL_SIM = [
+    "data.source.record.episodes=4",
+    "env.kwargs.max_steps=60",
+    "env.kwargs.image_size=64",
+    "env.kwargs.shadows=false",
+]
 
 
-def small_sim_demo(overrides: list[str]) -> list[str]:
-    """The overrides that shrink an arm-in-simulation demo (`roarm_*_sim_demo`) for the tests,
+def small_sim(overrides: list[str]) -> list[str]:
+    """The overrides that shrink an arm-in-simulation experiment (`roarm_*_sim*`) for the tests,
     less those the test sets itself."""
-    if not any("_sim_demo" in override for override in overrides):
+    if not any("_sim" in override for override in overrides):
         return []
     given = {override.split("=", 1)[0] for override in overrides}
-    return [o for o in SMALL_SIM_DEMO if o.split("=", 1)[0] not in given]
+    return [o for o in SMALL_SIM if o.split("=", 1)[0] not in given]
 
 
 def ensure_small_av_data(data_dir: Path, overrides: list[str]) -> None:
@@ -60,7 +66,7 @@ def make_cfg(shared_dirs: dict[str, Path], tmp_path: Path):
                 f"paths.log_dir={tmp_path / 'outputs'}",
                 "print_config=false",
                 *(overrides or []),
-                *small_sim_demo(overrides or []),
+                *small_sim(overrides or []),
             ],
             output_dir=str(output_dir),
         )
@@ -91,7 +97,7 @@ def checkpoint_of(shared_dirs, tmp_path_factory: pytest.TempPathFactory):
                     "hardware.batch_size=4",
                     "debug=limit",
                     "trainer.max_epochs=1",
-                    *small_sim_demo([experiment]),
+                    *small_sim([experiment]),
                 ],
                 output_dir=str(run),
             )

@@ -13,7 +13,7 @@ import pytest
 from vla_lab.evaluation.rollouts import scenario_table, summarise, wilson_interval
 from vla_lab.features import Feature
 from vla_lab.sim.base import EpisodeSpec, SimEnv, episode_specs
-from vla_lab.sim.runner import RolloutRunner, check_compatible, run_episode
+from vla_lab.sim.runner import TIMING_COLUMNS, RolloutRunner, check_compatible, run_episode
 
 
 class LineWorld(SimEnv):
@@ -158,7 +158,7 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(tmp_path: Path):
     agent = GoalSeeker()
     resumed = RolloutRunner(LineWorld(), agent, path).run(specs)
 
-    timing = ["wall_s", "policy_ms"]
+    timing = list(TIMING_COLUMNS)
     pd.testing.assert_frame_equal(resumed.drop(columns=timing), whole.drop(columns=timing))
     assert agent.calls == sum(whole["steps"].iloc[3:])  # only the missing episodes ran
 

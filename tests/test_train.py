@@ -22,6 +22,8 @@ TINY_BACKBONES = {"_act": "resnet18", "_smolvla": "smolvlm_tiny"}
 
 def offline(experiment: str) -> list[str]:
     backbone = next((b for part, b in TINY_BACKBONES.items() if part in experiment), None)
+    if "_sim" in experiment:  # the arm in simulation: its own recordings (conftest shrinks them)
+        return [f"backbone={backbone}", "hardware=cpu"]
     if experiment.startswith("av_"):  # driving: its own data, and small frames
         return [
             f"backbone={backbone}",
