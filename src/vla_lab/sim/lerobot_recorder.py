@@ -88,9 +88,7 @@ def _record(
         done = False
         while not done:
             executed = expert.act(observation)
-            frame = {k: v for k, v in observation.items() if k != TASK}
-            frame[ACTION] = expert.intended_action()
-            dataset.add_frame({**frame, TASK: observation[TASK]})
+            dataset.add_frame({**observation, ACTION: expert.intended_action()})
             observation, _, terminated, truncated, _ = env.step(executed)
             done = terminated or truncated
         successes += int(sim.episode_metrics()["success"] >= 0.5)

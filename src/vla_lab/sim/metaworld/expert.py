@@ -29,7 +29,8 @@ class MetaWorldExpert:
         self.env = env
         self.noise = float(noise)
         self.rng = np.random.default_rng(seed)
-        self._policies = TASK_POLICY_MAPPING
+        self._policy_classes = TASK_POLICY_MAPPING
+        self._policies: dict[str, Any] = {}  # one scripted policy per task, built on first use
         self._intended = np.zeros(4, dtype=np.float32)
 
     def reset(self) -> None:
@@ -40,7 +41,10 @@ class MetaWorldExpert:
         return self._intended.copy()
 
     def act(self, observation: dict[str, Any]) -> np.ndarray:
-        policy = self._policies[self.env.task]()
+        task = self.env.task
+        if task not in self._policies:
+            self._policies[task] = self._policy_classes[task]()
+        policy = self._policies[task]
         self._intended = np.clip(policy.get_action(self.env.true_state()), -1, 1).astype(np.float32)
         if not self.noise:
             return self._intended.copy()
